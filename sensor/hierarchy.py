@@ -41,7 +41,8 @@ from typing import Any, Final, NamedTuple
 import numpy as np
 
 from netwarden.errors import InputError, RuntimeFailure
-from netwarden.sensor.records import CHAIN_COLUMNS, Columns
+
+from .records import CHAIN_COLUMNS, Columns
 
 ORDER_SLICE_SHIFT: Final = 1 << 24  # nodes per slice tree the order key leaves room for
 _NS_PER_S: Final = 1_000_000_000
@@ -274,7 +275,7 @@ def run_hierarchy(
 
 
 def _command(tshark: str, path: Path, slices: Sequence[Slice]) -> list[str]:
-    cmd = [tshark, "-n", "-q", "-r", str(path)]
+    cmd = [tshark, "-n", "-q", "-r", os.path.abspath(path)]  # never read as an option
     if len(slices) == 1:
         return [*cmd, "-z", "io,phs"]
     for s in slices:

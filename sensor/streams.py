@@ -26,7 +26,7 @@ class StreamTracker:
 
     def __init__(self) -> None:
         # key -> [stream id, base set (dir 0), base (dir 0), base set (dir 1), base (dir 1)]
-        self._state: dict[tuple[int, ...], list[int]] = {}
+        self._state: dict[bytes, list[int]] = {}
 
     def __len__(self) -> int:
         return len(self._state)
@@ -76,25 +76,32 @@ class StreamTracker:
         # walk the candidates in frame order
         cidx = np.flatnonzero(cand)
         stream = np.zeros(n, np.uint64)
-        seq = ev.tcp_seq[sel]
-        fno = frame_no[sel]
+        width = keys.shape[1] * 8
+        raw = np.ascontiguousarray(keys[cidx]).tobytes()
+        c_syn = syn[cidx].tolist()
+        c_tcp = is_tcp[cidx].tolist()
+        c_dir = direction[cidx].tolist()
+        c_seq = ev.tcp_seq[sel][cidx].tolist()
+        c_fno = frame_no[sel][cidx].tolist()
+        out_c = [0] * len(cidx)
         state = self._state
-        for i in cidx.tolist():
-            key = tuple(int(x) for x in keys[i])
-            d = int(direction[i])
+        for j in range(len(cidx)):
+            key = raw[j * width:(j + 1) * width]
             st = state.get(key)
             if st is None:
-                st = [int(fno[i]), 0, 0, 0, 0]
+                st = [c_fno[j], 0, 0, 0, 0]
                 state[key] = st
-            if is_tcp[i]:
-                s = int(seq[i])
-                if syn[i] and st[1 + 2 * d] and s != st[2 + 2 * d]:
-                    st = [int(fno[i]), 0, 0, 0, 0]
+            if c_tcp[j]:
+                d = c_dir[j]
+                s = c_seq[j]
+                if c_syn[j] and st[1 + 2 * d] and s != st[2 + 2 * d]:
+                    st = [c_fno[j], 0, 0, 0, 0]
                     state[key] = st
                 if not st[1 + 2 * d]:
                     st[1 + 2 * d] = 1
-                    st[2 + 2 * d] = s if syn[i] else (s - 1) & _MASK32
-            stream[i] = st[0]
+                    st[2 + 2 * d] = s if c_syn[j] else (s - 1) & _MASK32
+            out_c[j] = st[0]
+        stream[cidx] = out_c
         # forward-fill within each 4-tuple (its first event is always a candidate)
         s_sorted = stream[order]
         c_sorted = cand[order]

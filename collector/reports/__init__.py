@@ -1,1 +1,33 @@
-"""netwarden."""
+"""Reports over stored flow records, equal to tshark's statistics for the same frames.
+
+Each report is a function ``(store, params) -> ReportResult``; :mod:`.output` renders a
+result as a table, JSON or CSV. The SQL runs unchanged on ClickHouse 18.16 and modern
+servers (and chdb).
+"""
+
+from __future__ import annotations
+
+from .conversations import ConversationsParams, conversations
+from .filters import Filters, parse_time
+from .io import IoParams, io
+from .ports import ports
+from .protocols import ProtocolsParams, protocols
+from .ranking import TopParams
+from .result import QueryStore, ReportResult
+from .talkers import talkers
+
+__all__ = [
+    "ConversationsParams",
+    "Filters",
+    "IoParams",
+    "ProtocolsParams",
+    "QueryStore",
+    "ReportResult",
+    "TopParams",
+    "conversations",
+    "io",
+    "parse_time",
+    "ports",
+    "protocols",
+    "talkers",
+]

@@ -1,0 +1,286 @@
+"""``netwarden report``: conversations, protocols, io, talkers and ports from the store.
+
+The subcommands share the options of :func:`_common_options` and only differ in the
+report function they call (:mod:`netwarden.collector.reports`); rendering is
+:mod:`netwarden.collector.reports.output`. Heavy imports (chdb, rich) happen inside the
+commands so ``netwarden --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from netwarden.errors import InputError, RuntimeFailure, UsageError
+
+if TYPE_CHECKING:
+    from netwarden.collector.reports import Filters, QueryStore, ReportResult
+
+__all__ = ["command"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+_TIME_HELP = (
+    "ISO 8601 (2024-03-01T10:00:00Z; no offset means UTC), epoch seconds, "
+    "or a duration back from now (30m, 2h, 7d)."
+)
+
+
+class TimeType(click.ParamType):  # type: ignore[type-arg]
+    """A --since/--until value, converted to nanoseconds since the epoch."""
+
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        from netwarden.collector.reports.filters import TimeFormatError, parse_time
+
+        try:
+            ns: int = parse_time(str(value))
+        except TimeFormatError as exc:
+            self.fail(str(exc), param, ctx)
+        return ns
+
+
+@dataclasses.dataclass(frozen=True)
+class CommonOptions:
+    """The options every report subcommand takes."""
+
+    store: str | None
+    database: str | None
+    config: Path | None
+    since: int | None
+    until: int | None
+    hosts: tuple[str, ...]
+    fmt: str
+    output: Path | None
+
+
+def _common_options(func: F) -> F:
+    options = [
+        click.option("--store", "store", metavar="DIR|URL", default=None,
+                     help="Store to read: a chdb data directory or a clickhouse://host:port "
+                          "URL. Default: store.target of the config (./netwarden-data)."),
+        click.option("--database", metavar="NAME", default=None,
+                     help="ClickHouse database holding the tables. Default: store.database "
+                          "of the config (netwarden)."),
+        click.option("--config", "config", type=click.Path(exists=True, dir_okay=False,
+                                                            path_type=Path),
+                     default=None, help="TOML config file to read the store settings from."),
+        click.option("--since", type=TimeType(), default=None,
+                     help="Only intervals starting at or after this time. " + _TIME_HELP),
+        click.option("--until", type=TimeType(), default=None,
+                     help="Only intervals starting before this time. " + _TIME_HELP),
+        click.option("--host", "hosts", multiple=True, metavar="NAME",
+                     help="Only records of this host (repeat for several). Default: all."),
+        click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]),
+                     default="table", show_default=True,
+                     help="table: for people (bytes humanised); json and csv: exact numbers."),
+        click.option("--output", "output", type=click.Path(dir_okay=False, writable=True,
+                                                            path_type=Path),
+                     default=None, help="Write to FILE instead of standard output."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _common(kwargs: dict[str, Any]) -> CommonOptions:
+    return CommonOptions(
+        store=kwargs.pop("store"),
+        database=kwargs.pop("database"),
+        config=kwargs.pop("config"),
+        since=kwargs.pop("since"),
+        until=kwargs.pop("until"),
+        hosts=tuple(kwargs.pop("hosts")),
+        fmt=kwargs.pop("fmt"),
+        output=kwargs.pop("output"),
+    )
+
+
+def _filters(opts: CommonOptions) -> Filters:
+    from netwarden.collector.reports import Filters
+
+    try:
+        return Filters(since_ns=opts.since, until_ns=opts.until, hosts=opts.hosts)
+    except ValueError as exc:
+        raise UsageError(f"--since/--until: {exc}") from None
+
+
+def _store_settings(opts: CommonOptions) -> tuple[str, str]:
+    from netwarden.config import ReportConfig, load_config
+
+    config = load_config(
+        ReportConfig, opts.config,
+        {"store.target": opts.store, "store.database": opts.database},
+    )
+    return config.store.target, config.store.database
+
+
+def _check_local_store(target: str) -> None:
+    """A directory target must be an existing chdb data directory (never create one)."""
+    if _URL.match(target):
+        return
+    path = Path(target).expanduser()
+    if not path.exists():
+        raise InputError(f"store not found: {target}: no such directory "
+                         "(give --store, or run `netwarden analyze` first)")
+    if not path.is_dir():
+        raise InputError(f"store {target} is not a directory")
+    if not (path / "metadata").is_dir():
+        raise InputError(f"store {target} holds no chdb data (no metadata directory)")
+
+
+def _run(opts: CommonOptions, report: Callable[[QueryStore, Filters], ReportResult]) -> None:
+    """Open the store, run ``report``, write the result where asked."""
+    filters = _filters(opts)
+    target, database = _store_settings(opts)
+    _check_local_store(target)
+    from netwarden.collector.reports.output import write
+    from netwarden.collector.store import StoreError, open_store
+
+    try:
+        store = open_store(target, database=database)
+        store.start()
+    except StoreError as exc:
+        raise RuntimeFailure(f"cannot open store {target}: {exc}") from None
+    try:
+        _check_not_empty(store, target, database)
+        result = report(store, filters)
+    except StoreError as exc:
+        raise RuntimeFailure(str(exc)) from None
+    finally:
+        store.stop()
+    if opts.output is None:
+        write(result, opts.fmt, sys.stdout)
+        return
+    try:
+        with opts.output.open("w", encoding="utf-8", newline="") as stream:
+            write(result, opts.fmt, stream)
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot write {opts.output}: {exc.strerror}") from None
+
+
+def _check_not_empty(store: QueryStore, target: str, database: str) -> None:
+    rows = store.query("SELECT count() AS record_count FROM flows")
+    if not rows or not int(rows[0][0]):
+        raise InputError(f"store {target} (database {database}) has no flow records "
+                         "(run `netwarden analyze` first)")
+
+
+# ---------------------------------------------------------------------------------------
+
+
+@click.group(name="report")
+def command() -> None:
+    """Answer questions from the stored flow records.
+
+    Every report reads the records whose interval starts in [--since, --until) of the
+    hosts given with --host (default: everything), and counts like tshark's statistics
+    of the same frames. Times in the output are seconds after the earliest selected
+    interval start (the capture's first frame for an analysed file).
+
+    \b
+    Examples:
+      netwarden report conversations --kind tcp --top 20
+      netwarden report io --interval 60 --since 2h --format csv
+      netwarden report talkers --host web1 --format json --output top.json
+    """
+
+
+@command.command(name="conversations")
+@click.option("--kind", type=click.Choice(["ip", "ipv6", "tcp", "udp"]), default="ip",
+              show_default=True,
+              help="Table: ip/ipv6 (address pairs) or tcp/udp (one row per stream).")
+@click.option("--top", type=click.IntRange(min=1), default=None,
+              help="Keep only the first N rows. Default: all.")
+@_common_options
+def conversations_command(kind: str, top: int | None, **kwargs: Any) -> None:
+    """Conversations between address pairs (ip, ipv6) or endpoints (tcp, udp).
+
+    Like tshark -z conv,KIND: side A is the source of the conversation's first packet;
+    rows are ordered by frames, most first. Tunnelled packets count in the outer and in
+    every inner conversation. With several hosts, rows stay per host.
+    """
+    opts = _common(kwargs)
+    from netwarden.collector.reports import ConversationsParams, conversations
+
+    _run(opts, lambda store, filters: conversations(
+        store, ConversationsParams(kind=kind, filters=filters, top=top)))
+
+
+@command.command(name="protocols")
+@_common_options
+def protocols_command(**kwargs: Any) -> None:
+    """Protocol hierarchy: frames and bytes per dissection path (tshark -z io,phs).
+
+    A frame counts under every protocol of its path. csv output flattens the tree to
+    depth, path, protocol, frames, bytes rows.
+    """
+    opts = _common(kwargs)
+    from netwarden.collector.reports import ProtocolsParams, protocols
+
+    _run(opts, lambda store, filters: protocols(store, ProtocolsParams(filters=filters)))
+
+
+@command.command(name="io")
+@click.option("--interval", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Bucket length in seconds; a multiple of the stored interval. "
+                   "Default: the stored interval.")
+@_common_options
+def io_command(interval: int | None, **kwargs: Any) -> None:
+    """Frames and bytes per time bucket (tshark -z io,stat,N).
+
+    Buckets start at the earliest selected interval; empty buckets are left out. Every
+    frame counts once, IP or not.
+    """
+    opts = _common(kwargs)
+    from netwarden.collector.reports import IoParams, io
+
+    _run(opts, lambda store, filters: io(store, IoParams(filters=filters, interval_s=interval)))
+
+
+def _top_option(func: F) -> F:
+    return click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
+                        help="Number of rows.")(func)
+
+
+@command.command(name="talkers")
+@_top_option
+@_common_options
+def talkers_command(top: int, **kwargs: Any) -> None:
+    """Addresses with the most bytes.
+
+    Each frame counts once for the source and once for the destination address of its
+    outermost IP header (once when they are equal). Ties: more frames first, then address.
+    """
+    opts = _common(kwargs)
+    from netwarden.collector.reports import TopParams, talkers
+
+    _run(opts, lambda store, filters: talkers(store, TopParams(filters=filters, top=top)))
+
+
+@command.command(name="ports")
+@_top_option
+@_common_options
+def ports_command(top: int, **kwargs: Any) -> None:
+    """TCP/UDP ports with the most bytes, as tcp/N and udp/N.
+
+    Each frame counts once for the source and once for the destination port of its
+    outermost TCP or UDP header (once when they are equal); frames without one (non-final
+    fragments, non-IP) count for no port.
+    """
+    opts = _common(kwargs)
+    from netwarden.collector.reports import TopParams, ports
+
+    _run(opts, lambda store, filters: ports(store, TopParams(filters=filters, top=top)))
