@@ -26,7 +26,8 @@ def generate(path: Path, packets: int, flows: int, seed: int = 1) -> None:
     f_src = rng.integers(0x0A000001, 0x0AFFFFFE, flows, dtype=np.uint32)
     f_dst = rng.integers(0xC0A80001, 0xC0A8FFFE, flows, dtype=np.uint32)
     f_sport = rng.integers(1024, 65535, flows, dtype=np.uint16)
-    f_dport = rng.choice(np.array([80, 443, 53, 22, 8080, 5353], np.uint16), flows)
+    f_dport = np.where(f_udp, rng.choice(np.array([53, 123], np.uint16), flows),
+                       rng.choice(np.array([80, 443, 22, 8080], np.uint16), flows))
     reply = rng.random(n) < 0.45
     v6 = f_v6[flow]
     udp = f_udp[flow]
@@ -108,6 +109,7 @@ def generate(path: Path, packets: int, flows: int, seed: int = 1) -> None:
     seq = (isn[fd] + before.astype(np.uint64)) & np.uint64(0xFFFFFFFF)
     put32be(l4[t] + 4, seq[t])
     buf[l4[t] + 12] = 0x50
+    put16be(l4[t] + 14, np.full(int(t.sum()), 0xFFFF))  # window
     buf[l4[t] + 13] = np.where(payload[t] > 0, 0x18, 0x10).astype(np.uint8)
     u = udp
     put16be(l4[u] + 4, 8 + payload[u])

@@ -38,7 +38,9 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stderr`` is at the time of the record (test captures)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.setStream(sys.stderr)
+        # plain assignment: setStream() would flush the previous stream, which a test
+        # capture may have closed already
+        self.stream = sys.stderr
         super().emit(record)
 
 
@@ -103,6 +105,14 @@ def configure_logging(level: str = "info", json: bool | None = None) -> None:
     root.addHandler(handler)
     root.setLevel(numeric)
     _handler = handler
+    # Libraries that log what we already report as one-line errors (connection failures):
+    # their records only show at debug level.
+    for noisy in _NOISY_LIBRARIES:
+        logging.getLogger(noisy).setLevel(numeric if numeric <= logging.DEBUG
+                                          else logging.ERROR)
+
+
+_NOISY_LIBRARIES = ("clickhouse_driver",)
 
 
 def get_logger(name: str, **initial: Any) -> structlog.stdlib.BoundLogger:

@@ -224,7 +224,7 @@ def _link_layer(b: _Buf, off: np.ndarray, end: np.ndarray, lt: np.ndarray
         fam = np.where(le & (lt[m] == LT_NULL), b.u8(o), b.u8(o + 3)).astype(np.uint32)
         e = np.zeros(len(o), np.uint16)
         e[fam == 2] = ET_IPV4
-        e[np.isin(fam, (10, 24, 28, 30))] = ET_IPV6
+        e[np.isin(fam, (24, 28, 30))] = ET_IPV6  # BSD values; tshark has no entry for 10
         et[m], pos[m] = e, o + 4
 
     m = np.isin(lt, (LT_PPP, LT_PPP_HDLC))
@@ -329,7 +329,14 @@ def _ip_layer(b: _Buf, rows: np.ndarray, et: np.ndarray, pos: np.ndarray, end_al
     ihl = (b.u8(pos) & 0x0F).astype(np.int64) * 4
     v4 &= (ihl >= 20) & (pos + ihl <= end)
     v6 &= pos + 40 <= end
+    # tshark drops an IPv4 header whose total length is below its header length (0 is TSO)
+    tot = b.u16(pos + 2).astype(np.int64)
+    v4 &= (tot >= ihl) | (tot == 0)
     ok = v4 | v6
+    # what follows the IP header ends with the datagram (as tshark's tvb does), not the frame
+    end = np.where(v4 & (tot > 0), np.minimum(end, pos + tot), end)
+    end = np.where(v6, np.minimum(end, pos + 40 + b.u16(pos + 4).astype(np.int64)), end)
+    end_all[rows] = end
 
     src_hi = np.zeros(m, np.uint64)
     src_lo = np.zeros(m, np.uint64)
@@ -343,6 +350,7 @@ def _ip_layer(b: _Buf, rows: np.ndarray, et: np.ndarray, pos: np.ndarray, end_al
     frag_off = np.zeros(m, np.int64)
     frag_more = np.zeros(m, bool)
     pay_len = np.zeros(m, np.int64)
+    v6_cut = np.zeros(m, bool)
 
     if v4.any():
         p = pos[v4]
@@ -396,18 +404,22 @@ def _ip_layer(b: _Buf, rows: np.ndarray, et: np.ndarray, pos: np.ndarray, end_al
                               (b.u8(qq + 1).astype(np.int64) + 1) * 8)
                 nh[ext] = b.u8(qq)
                 q[ext] = qq + ln
+        # an extension header cut short (by the snaplen or the payload length): tshark
+        # shows the addresses but taps nothing
+        cut6 = (q > e6) | (np.isin(nh, (*_V6_EXT, 44)) & ~after_frag)
+        v6_cut[v6] = cut6
         proto[v6] = nh
         l4[v6] = q
         frag[v6], frag_id[v6], frag_off[v6], frag_more[v6] = f6, fid, foff, fmore
         pay_len[v6] = plen - (q - p - 40)
 
     # L4 (only on whole datagrams; fragments are reassembled elsewhere)
-    whole = ok & ~frag
+    whole = ok & ~frag & ~v6_cut
     sport = np.zeros(m, np.uint16)
     dport = np.zeros(m, np.uint16)
     flags = np.zeros(m, np.uint16)
     seq = np.zeros(m, np.uint32)
-    tap = np.where(v4 | (v6 & ~frag), TAP_IP, 0).astype(np.uint8)
+    tap = np.where(v4 | (v6 & ~frag & ~v6_cut), TAP_IP, 0).astype(np.uint8)
     tcp = whole & (proto == IPPROTO_TCP)
     udp = whole & (proto == IPPROTO_UDP)
     has_ports = (tcp | udp) & (l4 + 4 <= end)
@@ -418,18 +430,29 @@ def _ip_layer(b: _Buf, rows: np.ndarray, et: np.ndarray, pos: np.ndarray, end_al
     if tcp.any():
         q = l4[tcp]
         thl = (b.u8(q + 12) >> 4).astype(np.int64) * 4
-        flags[tcp] = b.u8(q + 13).astype(np.uint16) | ((b.u8(q + 12).astype(np.uint16) & 1) << 8)
-        seq[tcp] = b.u32(q + 4)
+        # flags and sequence number only where captured: tshark needs the first 16 bytes
+        # of the header before it looks the stream up
+        h16 = q + 16 <= end[tcp]
+        f = b.u8(q + 13).astype(np.uint16) | ((b.u8(q + 12).astype(np.uint16) & 1) << 8)
+        flags[tcp] = np.where(h16, f, 0)
+        seq[tcp] = np.where(h16, b.u32(q + 4), 0)
         full = (thl >= 20) & (q + thl <= end[tcp])
         t = tap[tcp]
         t[full] |= TAP_L4
         tap[tcp] = t
     if udp.any():
         q = l4[udp]
-        full = q + 8 <= end[udp]
+        hdr = q + 8 <= end[udp]
+        # tshark: a UDP length below 8 is bogus (0 is an IPv6 jumbogram) and stops there;
+        # otherwise the payload (a tunnel) ends with the UDP length
+        ulen = b.u16(q + 4).astype(np.int64)
+        full = hdr & ((ulen >= 8) | ((ulen == 0) & v6[udp]))
         t = tap[udp]
         t[full] |= TAP_L4
         tap[udp] = t
+        e = np.where(full & (ulen >= 8), np.minimum(end[udp], q + ulen), end[udp])
+        end[udp] = np.where(hdr & ~full, q, e)
+        end_all[rows[udp]] = end[udp]
     # the frame's outermost TCP/UDP header credits the port rankings
     outer = has_ports & ~seen_l4[rows]
     tap[outer] |= TAP_OUTER_L4
@@ -496,6 +519,10 @@ def _tunnels(b: _Buf, rows: np.ndarray, whole: np.ndarray, proto: np.ndarray, l4
         add(m, et, p)
 
     udp = whole & (proto == IPPROTO_UDP) & (l4 + 8 <= end)
+    # tshark tries the lower non-zero port first: a well-known service port below the
+    # tunnel port wins (DNS from source port 3544 is DNS, not Teredo)
+    low = np.minimum(sport, dport)
+    udp &= ~((low > 0) & (low < 1024))
     m = udp & ((dport == UDP_VXLAN) | (sport == UDP_VXLAN))
     if m.any():
         e, p = _ethernet(b, l4[m] + 16, end[m])

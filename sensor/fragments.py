@@ -51,6 +51,11 @@ class Reassembler:
         done: list[Reassembled] = []
         raw = buf
         for i in range(len(ev)):
+            start = int(ev.payload_pos[i])
+            want = max(int(ev.payload_len[i]), 0)
+            have = max(min(want, int(end[i]) - start), 0)
+            if have < want:  # cut by the snaplen: tshark leaves it out of the reassembly
+                continue
             key = (int(ev.ip_version[i]), int(ev.src_hi[i]), int(ev.src_lo[i]),
                    int(ev.dst_hi[i]), int(ev.dst_lo[i]), int(ev.frag_id[i]))
             d = self._pending.get(key)
@@ -59,17 +64,11 @@ class Reassembler:
                 self._pending[key] = d
                 if len(self._pending) > self._max:
                     self._pending.popitem(last=False)
-            start = int(ev.payload_pos[i])
-            want = max(int(ev.payload_len[i]), 0)
-            have = max(min(want, int(end[i]) - start), 0)
             off = int(ev.frag_off[i])
             d.parts[off] = bytes(raw[start:start + have])
-            if have < want:  # cut by the snaplen: this datagram can never complete
-                d.total = -1
-                continue
-            if not ev.frag_more[i] and d.total != -1:
+            if not ev.frag_more[i]:
                 d.total = off + want
-            if d.total is None or d.total < 0:
+            if d.total is None:
                 continue
             payload = _contiguous(d.parts, d.total)
             if payload is None:

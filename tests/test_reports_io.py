@@ -65,3 +65,11 @@ def test_empty_selection(store: Any) -> None:
     result = io(store, IoParams(filters=Filters(since_ns=interval_start(11))))
     assert result.rows == []
     assert result.meta["origin"] is None
+
+
+def test_default_bucket_of_mixed_interval_lengths_is_their_lcm() -> None:
+    from netwarden.collector.reports.selection import common_interval
+
+    assert common_interval([10]) == 10
+    assert common_interval([10, 15]) == 30
+    assert common_interval([]) == 0

@@ -101,10 +101,13 @@ def _csv(result: ReportResult) -> str:
 
 def _table(result: ReportResult) -> Table:
     meta = result.meta
-    title = _TITLES.get(result.report, result.report).format(
-        kind=_KIND_NAMES.get(str(meta.get("kind")), meta.get("kind")),
-        interval=meta.get("interval"),
-    )
+    if result.report == "io" and meta.get("interval") is None:
+        title = "Frames and bytes"  # nothing selected: no stored interval to name
+    else:
+        title = _TITLES.get(result.report, result.report).format(
+            kind=_KIND_NAMES.get(str(meta.get("kind")), meta.get("kind")),
+            interval=meta.get("interval"),
+        )
     table = Table(title=title)
     if result.report == "protocols":
         rows: Iterable[dict[str, Any]] = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+
 from netwarden.sensor.records import (
     CHAIN_COLUMNS,
     FLOW_COLUMNS,

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from netwarden.errors import RuntimeFailure
 
-class StoreError(Exception):
-    """A store operation failed. The message is one line naming the target and the cause."""
+
+class StoreError(RuntimeFailure):
+    """A store operation failed. The message is one line naming the target and the cause.
+
+    A :class:`~netwarden.errors.RuntimeFailure`, so the CLI prints it as one line, exit 1.
+    """
 
 
 def first_line(exc: BaseException | str) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 import numpy.typing as npt
+
 from netwarden.sensor.records import FlowBatch
 
 from .backend import Columns

@@ -31,6 +31,7 @@ from typing import Final, Literal
 
 import numpy as np
 import numpy.typing as npt
+
 from netwarden.sensor.records import CHAIN_COLUMNS, FLOW_COLUMNS, SIZE_COLUMNS, STAT_COLUMNS
 
 from .errors import StoreError

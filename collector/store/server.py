@@ -131,6 +131,16 @@ def converter(type_sql: str) -> Convert | None:
     return None
 
 
+def server_message(text: str) -> str:
+    """The useful first line of a server exception (no code prefix, no stack trace)."""
+    msg = first_line(text)
+    msg = re.sub(r"^Code: \d+[.,]\s*(e\.displayText\(\) = )?", "", msg)
+    msg = re.sub(r"^DB::Exception: ", "", msg)
+    msg = re.sub(r"(, e\.what\(\) = DB::Exception|\.? Stack trace:?)$", "", msg)
+    msg = re.sub(r"(\(version [^)]*\))$", "", msg).rstrip()
+    return msg.rstrip(".") or first_line(text)
+
+
 def _column_values(column: Any, values: np.ndarray, kind: str) -> list[Any]:
     if kind == "address":
         # Keep all 16 bytes (tolist() of an S16 array would strip trailing NULs).
@@ -179,10 +189,8 @@ class ServerBackend:
         try:
             return fn(self._client)
         except errors.ServerException as e:
-            msg = first_line(e.message)
-            msg = re.sub(r"^Code: \d+, e\.displayText\(\) = ", "", msg)
-            msg = re.sub(r", e\.what\(\) = DB::Exception$", "", msg)
-            raise StoreError(f"{self.target}: {what}{msg}") from None
+            raise StoreError(f"{self.target}: {what}{server_message(e.message)} "
+                             f"(code {e.code})") from None
         except (errors.NetworkError, errors.SocketTimeoutError, OSError, EOFError) as e:
             text = e.message if isinstance(e, errors.Error) else str(e) or type(e).__name__
             text = re.sub(r"^Code: \d+\. ", "", first_line(text))

@@ -24,7 +24,7 @@ from netwarden.sensor.records import FlowBatch
 
 from . import migrations, retention
 from .backend import Backend, Row
-from .embedded import ChdbBackend, InsertMethod
+from .embedded import ChdbBackend
 from .errors import StoreError
 from .rows import BATCH_TABLES, WriteBuffer, batch_tables
 from .schema import (
@@ -56,7 +56,6 @@ class StoreConfig:
     flush_seconds: float = 5.0
     retention: RetentionDays = dataclasses.field(default_factory=RetentionDays)
     flavour: Flavour | None = None
-    chdb_insert: InsertMethod = "python"  # embedded only: how rows reach chdb
     connect_timeout_s: float = 10.0
     timeout_s: float = 600.0  # per query; DDL on 18.16 can be slow (see the ClickHouse notes)
 
@@ -68,9 +67,6 @@ class StoreConfig:
             raise StoreError(f"store batch_rows must be >= 1, not {self.batch_rows}")
         if self.flush_seconds < 0:
             raise StoreError(f"store flush_seconds must be >= 0, not {self.flush_seconds}")
-        if self.chdb_insert not in ("python", "arrowstream"):
-            raise StoreError(f"store chdb_insert must be 'python' or 'arrowstream', "
-                             f"not {self.chdb_insert!r}")
         if self.flavour is not None and self.flavour not in FLAVOURS:
             raise StoreError(f"store flavour must be one of {FLAVOURS}, not {self.flavour!r}")
 
@@ -108,31 +104,46 @@ class Store:
     def started(self) -> bool:
         return self._started
 
-    def start(self) -> None:
-        """Connect, pick the flavour, run the migrations. Idempotent."""
+    def start(self, *, migrate: bool = True) -> None:
+        """Connect, pick the flavour, run the migrations. Idempotent.
+
+        ``migrate=False`` is for readers: nothing is created, and a database without the
+        ``flows`` table is an error (a typo in ``--database`` must not create one).
+        """
         with self._lock:
             if self._started:
                 return
             self._backend.connect()
             try:
                 self.version = self._backend.version()
-                self.flavour = self._existing_flavour() or self.config.flavour or \
+                existing = self._existing_flavour()
+                if not migrate and existing is None:
+                    raise StoreError(f"{self.target}: database {self.database!r} has no "
+                                     "netwarden tables (nothing analysed into it yet?)")
+                self.flavour = existing or self.config.flavour or \
                     flavour_for_version(self.version)
-                self.migrate()
+                if migrate:
+                    self.migrate()
                 self._backend.use(self.database)
             except BaseException:
                 self._backend.close()
                 raise
             self._started = True
 
-    def stop(self) -> None:
-        """Flush what is buffered and close. Idempotent; closes even if the flush fails."""
+    def stop(self, *, flush: bool = True) -> None:
+        """Flush what is buffered and close. Idempotent; closes even if the flush fails.
+
+        ``flush=False`` closes without inserting: buffered rows are discarded.
+        """
         with self._lock:
             if not self._started:
                 return
             try:
-                self.flush()
+                if flush:
+                    self.flush()
             finally:
+                if not flush:
+                    self._buffer = WriteBuffer(self._clock)
                 self._started = False
                 self._backend.close()
 
@@ -260,7 +271,7 @@ def _make_backend(config: StoreConfig) -> Backend:
     if config.is_server:
         return ServerBackend(config.target, connect_timeout_s=config.connect_timeout_s,
                              timeout_s=config.timeout_s)
-    return ChdbBackend(config.target, config.chdb_insert)
+    return ChdbBackend(config.target)
 
 
 def open_store(target: str, *, database: str | None = None, **options: Any) -> Store:

@@ -86,7 +86,7 @@ def _run(cfg: Any, files: tuple[Path, ...]) -> None:
                 continue
             for w in res.warnings:
                 click.echo(f"netwarden: warning: {w}", err=True)
-            log.info("analyzed", file=str(path), host=host, packets=res.packets,
+            log.debug("analyzed", file=str(path), host=host, packets=res.packets,
                      bytes=res.bytes, records=res.records)
             click.echo(f"{path}: {res.packets} packets, {res.bytes} bytes, "
                        f"{res.records} flow records (host {host})")

@@ -151,7 +151,7 @@ def _run(opts: CommonOptions, report: Callable[[QueryStore, Filters], ReportResu
 
     try:
         store = open_store(target, database=database)
-        store.start()
+        store.start(migrate=False)
     except StoreError as exc:
         raise RuntimeFailure(f"cannot open store {target}: {exc}") from None
     try:
@@ -198,11 +198,12 @@ def command() -> None:
     """
 
 
-@command.command(name="conversations")
+@command.command(name="conversations",
+                 short_help="Conversations per address pair or TCP/UDP stream (conv,KIND).")
 @click.option("--kind", type=click.Choice(["ip", "ipv6", "tcp", "udp"]), default="ip",
               show_default=True,
               help="Table: ip/ipv6 (address pairs) or tcp/udp (one row per stream).")
-@click.option("--top", type=click.IntRange(min=1), default=None,
+@click.option("--top", type=click.IntRange(min=1), default=None, metavar="N",
               help="Keep only the first N rows. Default: all.")
 @_common_options
 def conversations_command(kind: str, top: int | None, **kwargs: Any) -> None:
@@ -219,7 +220,7 @@ def conversations_command(kind: str, top: int | None, **kwargs: Any) -> None:
         store, ConversationsParams(kind=kind, filters=filters, top=top)))
 
 
-@command.command(name="protocols")
+@command.command(name="protocols", short_help="Protocol hierarchy (tshark -z io,phs).")
 @_common_options
 def protocols_command(**kwargs: Any) -> None:
     """Protocol hierarchy: frames and bytes per dissection path (tshark -z io,phs).
@@ -252,7 +253,7 @@ def io_command(interval: int | None, **kwargs: Any) -> None:
 
 def _top_option(func: F) -> F:
     return click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
-                        help="Number of rows.")(func)
+                        metavar="N", help="Number of rows.")(func)
 
 
 @command.command(name="talkers")
