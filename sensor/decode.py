@@ -120,21 +120,23 @@ class _Buf:
         self.last = max(len(buf) - 1, 0)
 
     def u8(self, pos: np.ndarray) -> np.ndarray:
-        if self.last == 0 and len(self.buf) == 0:
+        if len(self.buf) == 0:
             return np.zeros(len(pos), np.uint8)
-        return self.buf[np.minimum(pos, self.last)]
+        out: np.ndarray = self.buf[np.minimum(pos, self.last)]
+        return out
 
     def u16(self, pos: np.ndarray) -> np.ndarray:
-        return (self.u8(pos).astype(np.uint16) << 8) | self.u8(pos + 1)
-
-    def u16le(self, pos: np.ndarray) -> np.ndarray:
-        return (self.u8(pos + 1).astype(np.uint16) << 8) | self.u8(pos)
+        out: np.ndarray = (self.u8(pos).astype(np.uint16) << 8) | self.u8(pos + 1)
+        return out
 
     def u32(self, pos: np.ndarray) -> np.ndarray:
-        return (self.u16(pos).astype(np.uint32) << 16) | self.u16(pos + 2)
+        out: np.ndarray = (self.u16(pos).astype(np.uint32) << 16) | self.u16(pos + 2)
+        return out
 
     def u64(self, pos: np.ndarray) -> np.ndarray:
-        return (self.u32(pos).astype(np.uint64) << np.uint64(32)) | self.u32(pos + 4)
+        out: np.ndarray = (self.u32(pos).astype(np.uint64) << np.uint64(32)) \
+            | self.u32(pos + 4)
+        return out
 
 
 def decode(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, linktype: np.ndarray,

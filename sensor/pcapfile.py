@@ -147,11 +147,11 @@ def _gather_u32(buf: np.ndarray, offs: np.ndarray, count: int, endian: str) -> l
 
 def _tsresol_to_ns(ticks: int, resol: int) -> int:
     if resol & 0x80:
-        return (ticks * 1_000_000_000) >> (resol & 0x7F)
-    exp = resol
+        return int((ticks * 1_000_000_000) >> (resol & 0x7F))
+    exp = int(resol)
     if exp <= 9:
-        return ticks * 10 ** (9 - exp)
-    return ticks // 10 ** (exp - 9)
+        return int(ticks * 10 ** (9 - exp))
+    return int(ticks // 10 ** (exp - 9))
 
 
 def _read_pcapng(path: Path, mm: mmap.mmap, buf: np.ndarray) -> PacketIndex:

@@ -208,7 +208,6 @@ class FileAnalyzer:
     def _events_table(self, ev: Events, g: np.ndarray, sid: np.ndarray, starts: np.ndarray,
                       idx: PacketIndex, dec: Decoded) -> aggregate.Partial:
         ttl = ev.ttl.astype(np.uint64)
-        ip = ev.ip_version != 0
         direction = aggregate.direction_of(ev.src_hi, ev.src_lo, ev.dst_hi, ev.dst_lo,
                                            self._host_addrs)
         return {

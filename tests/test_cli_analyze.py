@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import truth
 
 NETWARDEN = Path(sys.executable).with_name("netwarden")

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 from fixtures.report_flows import T0, S, interval_start, load_store
-from netwarden.collector.reports import ConversationsParams, TopParams, conversations, talkers
 
 from netwarden.cli.main import main
+from netwarden.collector.reports import ConversationsParams, TopParams, conversations, talkers
 
 
 @pytest.fixture(scope="module")

@@ -442,6 +442,7 @@ def _zoo() -> list[Frame]:
         ethernet(ipv4(A, B, UDP, udp(53, 4789, vxlan(ethernet(_V4_TCP))))),
         ethernet(ipv4(C, D, UDP, _ulen(udp(11, 12, b"bogus"), 4))),
         ethernet(ipv4(C, D, UDP, _ulen(udp(40000, 4789, vxlan(ethernet(_V4_TCP))), 4))),
+        ethernet(ipv4(C, D, UDP, _ulen(udp(40002, 4789, vxlan(ethernet(_V4_TCP))), 49))),
         ethernet(ipv6(X, Y, UDP, _ulen(udp(13, 14, b"jumbo"), 0)), ET_IPV6),
         ethernet(ipv4(C, D, TCP, tcp(15, 16)[:12] + b"\x40" + tcp(15, 16)[13:])),  # hlen 16
     ]

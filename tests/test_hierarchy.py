@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from netwarden.errors import InputError, RuntimeFailure
 from netwarden.sensor.hierarchy import (
     ORDER_SLICE_SHIFT,
     ChainRow,
@@ -27,8 +29,6 @@ from netwarden.sensor.hierarchy import (
     tree_from_chains,
 )
 from netwarden.sensor.records import CHAIN_COLUMNS, nrows
-
-from netwarden.errors import InputError, RuntimeFailure
 
 PCAPS = Path(__file__).resolve().parents[1].parent / "shared" / "pcaps"
 S = 1_000_000_000

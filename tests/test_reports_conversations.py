@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from fixtures.report_flows import T0, S, interval_start, load_store
+
 from netwarden.collector.reports import ConversationsParams, Filters, conversations
 
 

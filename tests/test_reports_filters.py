@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 
 import pytest
+
 from netwarden.collector.reports.filters import (
     Filters,
     TimeFormatError,

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from fixtures.report_flows import T0, interval_start, load_store
+
 from netwarden.collector.reports import Filters, IoParams, io
 from netwarden.collector.reports.filters import iso_from_ns
-
 from netwarden.errors import UsageError
 
 

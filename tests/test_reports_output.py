@@ -7,6 +7,7 @@ import io
 import json
 
 import pytest
+
 from netwarden.collector.reports.output import human_bytes, render, write
 from netwarden.collector.reports.result import ReportResult
 

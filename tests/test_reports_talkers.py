@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from fixtures.report_flows import interval_start, load_store
+
 from netwarden.collector.reports import Filters, TopParams, talkers
 
 

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import truth
+
 from netwarden.collector import reports
 from netwarden.collector.reports import ConversationsParams, Filters, IoParams, TopParams
 from netwarden.collector.reports.protocols import ProtocolsParams
 from netwarden.collector.store import Store, open_store
 from netwarden.sensor.pipeline import FileAnalyzer, PipelineSettings
-
-import truth
 
 CAPTURES = truth.captures()
 pytestmark = pytest.mark.skipif(not CAPTURES, reason=f"no captures in {truth.PCAPS}")

@@ -45,7 +45,8 @@ def command(files: tuple[Path, ...], target: str | None, database: str | None,
     Exit status: 0 when every file could be read (even partly), 1 when a file could
     not be read at all, 2 for a bad command line or config.
     """
-    from netwarden.config import AnalyzeConfig, dump as dump_config, load_config
+    from netwarden.config import AnalyzeConfig, load_config
+    from netwarden.config import dump as dump_config
 
     cfg = load_config(AnalyzeConfig, config_path, {
         "store.target": target, "store.database": database, "pipeline.host": host,
