@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from netwarden.sensor.grouping import sort_groups
 from netwarden.sensor.records import FLOW_COLUMNS, SIZE_COLUMNS, Columns, Direction
 
 # key columns of a flow record, and how each value column combines
@@ -30,13 +31,8 @@ def group(table: Partial) -> Partial:
     n = len(table["packets"])
     if n == 0:
         return table
-    order = np.lexsort([table[k] for k in reversed(_KEY)])
+    order, change = sort_groups([table[k] for k in _KEY])
     srt = {k: v[order] for k, v in table.items()}
-    change = np.zeros(n, bool)
-    change[0] = True
-    for k in _KEY:
-        col = srt[k]
-        change[1:] |= col[1:] != col[:-1]
     starts = np.flatnonzero(change)
     out: Partial = {k: srt[k][starts] for k in _KEY}
     for k in _SUM:

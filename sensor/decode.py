@@ -283,7 +283,13 @@ def _after_ethertype(b: _Buf, et: np.ndarray, pos: np.ndarray, end: np.ndarray
             e = np.where(bos, _by_version(b, p), et[mpls])
             et[mpls] = e
             pos[mpls] = p
-    et[et <= 1500] = 0  # 802.3 length field: LLC, not IP
+    # an 802.3 length field: LLC, where SNAP with OUI 0 carries an ethertype (tshark follows)
+    snap = (et <= 1500) & (pos + 8 <= end)
+    snap[snap] = ((b.u16(pos[snap]) == 0xAAAA) & (b.u16(pos[snap] + 2) == 0x0300)
+                  & (b.u16(pos[snap] + 4) == 0))
+    et[snap] = b.u16(pos[snap] + 6)
+    pos[snap] += 8
+    et[et <= 1500] = 0
     return et, pos
 
 

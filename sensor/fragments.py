@@ -56,8 +56,10 @@ class Reassembler:
             have = max(min(want, int(end[i]) - start), 0)
             if have < want:  # cut by the snaplen: tshark leaves it out of the reassembly
                 continue
+            # tshark's IPv4 key includes the protocol; IPv6's is addresses and id only
+            proto = int(ev.ip_proto[i]) if ev.ip_version[i] == 4 else -1
             key = (int(ev.ip_version[i]), int(ev.src_hi[i]), int(ev.src_lo[i]),
-                   int(ev.dst_hi[i]), int(ev.dst_lo[i]), int(ev.frag_id[i]))
+                   int(ev.dst_hi[i]), int(ev.dst_lo[i]), int(ev.frag_id[i]), proto)
             d = self._pending.get(key)
             if d is None:
                 d = _Datagram()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from netwarden.sensor.decode import IPPROTO_TCP, Events
+from netwarden.sensor.grouping import sort_groups
 
 _SYN = 0x02
 _ACK = 0x10
@@ -56,10 +57,7 @@ class StreamTracker:
         keys = np.stack([proto, a_hi, a_lo, a_p, b_hi, b_lo, b_p], axis=1)
         n = len(sel)
         # order by (4-tuple, position); a 4-tuple's events are then contiguous
-        order = np.lexsort((np.arange(n), b_p, b_lo, b_hi, a_p, a_lo, a_hi, proto))
-        ks = keys[order]
-        new_group = np.ones(n, bool)
-        new_group[1:] = np.any(ks[1:] != ks[:-1], axis=1)
+        order, new_group = sort_groups([proto, a_hi, a_lo, a_p, b_hi, b_lo, b_p])
         flags = ev.tcp_flags[sel]
         is_tcp = ev.ip_proto[sel] == IPPROTO_TCP
         syn = is_tcp & ((flags & (_SYN | _ACK)) == _SYN)

@@ -120,6 +120,13 @@ def _udp6() -> bytes:
 
 # --------------------------------------------------------------------------- link layers
 
+SNAP = b"\xaa\xaa\x03\x00\x00\x00"  # LLC + SNAP header, the ethertype follows
+
+
+def _snap(payload: bytes, ethertype: int) -> bytes:
+    return SNAP + struct.pack("!H", ethertype) + payload
+
+
 LINK_CASES = {
     "ethernet": (LT_ETHERNET, ethernet(_udp4()), 4, ET_IPV4),
     "ethernet-v6": (LT_ETHERNET, ethernet(_udp6(), ET_IPV6), 6, ET_IPV6),
@@ -132,7 +139,9 @@ LINK_CASES = {
                                                      [(ET_QINQ, 1), (ET_VLAN, 2)]), 4, ET_IPV4),
     "mpls": (LT_ETHERNET, ethernet(struct.pack("!I", (100 << 12) | 0x100 | 64) + _udp4(),
                                    0x8847), 4, ET_IPV4),
+    "llc-snap": (LT_ETHERNET, ethernet(_snap(_udp4(), ET_IPV4), 8 + len(_udp4())), 4, ET_IPV4),
     "sll": (LT_SLL, sll(_udp4()), 4, ET_IPV4),
+    "sll-llc-snap": (LT_SLL, sll(_snap(_udp6(), ET_IPV6), 0x0004), 6, ET_IPV6),
     "sll-vlan": (LT_SLL, sll(struct.pack("!HH", 5, ET_IPV6) + _udp6(), ET_VLAN), 6, ET_IPV6),
     "sll2": (LT_SLL2, sll2(_udp6(), ET_IPV6), 6, ET_IPV6),
     "null-le": (LT_NULL, null(_udp4(), 2, "<"), 4, ET_IPV4),
@@ -141,7 +150,11 @@ LINK_CASES = {
     "null-v6-freebsd": (LT_NULL, null(_udp6(), 28, ">"), 6, ET_IPV6),
     "null-v6-darwin": (LT_NULL, null(_udp6(), 30), 6, ET_IPV6),
     "loop": (LT_LOOP, null(_udp4(), 2, ">"), 4, ET_IPV4),
+    "ppp": (9, b"\xff\x03\x00\x21" + _udp4(), 4, ET_IPV4),
+    "ppp-v6-no-address": (9, b"\x00\x57" + _udp6(), 6, ET_IPV6),
+    "ppp-hdlc": (50, b"\xff\x03\x00\x21" + _udp4(), 4, ET_IPV4),
     "raw-v4": (LT_RAW, _udp4(), 4, ET_IPV4),
+    "raw-old": (12, _udp6(), 6, ET_IPV6),
     "raw-v6": (LT_RAW, _udp6(), 6, ET_IPV6),
     "ipv4": (LT_IPV4, _udp4(), 4, ET_IPV4),
     "ipv6": (LT_IPV6, _udp6(), 6, ET_IPV6),

@@ -135,6 +135,16 @@ def test_datagrams_are_told_apart_by_addresses_and_id() -> None:
     assert all(d.packet[20:] == DGRAM for _, d in done)
 
 
+def test_ipv4_datagrams_of_two_protocols_with_one_id_do_not_mix() -> None:
+    u = _v4(ident=9)
+    t = [ethernet(f) for f in ipv4_fragments(A, B, TCP, tcp(1, 2, payload=b"t" * 500), 160,
+                                             ident=9)]
+    done = _feed(Reassembler(), [u[0], t[0], u[1], t[1], u[2], t[2], u[3], t[3]])
+    assert [i for i, _ in done] == [6, 7]
+    assert done[0][1].packet[20:] == DGRAM
+    assert _ports_of(done[1][1].packet) == (TCP, 1, 2)
+
+
 def test_ipv6_out_of_order() -> None:
     p = _v6()
     done = _feed(Reassembler(), [p[3], p[1], p[0], p[2]])
@@ -179,11 +189,14 @@ def _scenarios() -> list[Frame]:
 
     ordered, shuffled, dup, gap, trunc = v4(1, 1), v4(2, 2), v4(3, 3), v4(4, 4), v4(5, 5)
     tcp4, s6, gap6 = v4(6, 6, TCP), v6(7, 7), v6(8, 8)
+    mix_u, mix_t = v4(10, 9), v4(11, 9, TCP)
     seq: list[bytes | tuple[bytes, int]] = [
         ordered[0], shuffled[2], ordered[1], dup[0], shuffled[0], ordered[2], dup[0],
         gap[0], shuffled[1], dup[1], trunc[0], (trunc[1], 80), dup[2], trunc[2], gap[2],
         tcp4[1], tcp4[0], s6[2], s6[0], gap6[0], tcp4[2], s6[1], gap6[2], trunc[1],
         dup[1],  # a late duplicate after completion starts nothing new
+        # one id, two protocols: two datagrams for tshark's IPv4 reassembly
+        mix_u[0], mix_t[0], mix_u[1], mix_t[1], mix_u[2], mix_t[2],
     ]
     return [cut(d[0], d[1], 1_700_000_000_000_000_000 + i * 1000) if isinstance(d, tuple)
             else Frame(d, 1_700_000_000_000_000_000 + i * 1000) for i, d in enumerate(seq)]
@@ -205,4 +218,4 @@ def test_pipeline_reassembles_like_tshark(tmp_path: Path, batch: int) -> None:
     theirs = [int(n) for n, u, t in tshark_fields(path, ["frame.number", "udp.srcport",
                                                          "tcp.srcport"]) if u or t]
     assert ours == theirs
-    assert theirs == [6, 9, 13, 21, 22, 24]
+    assert theirs == [6, 9, 13, 21, 22, 24, 30, 31]

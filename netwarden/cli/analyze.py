@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -73,14 +74,20 @@ def _run(cfg: Any, files: tuple[Path, ...]) -> None:
     analyzers: dict[str, FileAnalyzer] = {}
     store = open_store(cfg.store.target, database=cfg.store.database,
                        batch_rows=cfg.store.batch_rows, flush_seconds=cfg.store.flush_seconds)
-    store.start()
+    # Connecting (and migrating) takes a second or two: do it while the first file is
+    # being read and tshark dissects, and wait for it only when the first batch is ready.
+    starting = _Background(store.start)
+    def sink(batch: Any) -> None:
+        starting.wait()
+        store.write(batch)
+
     try:
         for path in files:
             host = p.host or path.name
             fa = analyzers.setdefault(host, FileAnalyzer(host, settings))
             try:
                 with _progress(path) as progress:
-                    res = fa.run(path, store.write, progress)
+                    res = fa.run(path, sink, progress)
             except InputError as exc:
                 click.echo(f"netwarden: error: {exc.message}", err=True)
                 failed.append(str(path))
@@ -96,9 +103,35 @@ def _run(cfg: Any, files: tuple[Path, ...]) -> None:
     except OSError as exc:
         raise RuntimeFailure(f"analyze: {exc}") from exc
     finally:
-        store.stop()
+        if starting.ok():
+            store.stop()
     if failed:
         raise SystemExit(1)
+
+
+class _Background:
+    """Run ``fn`` in a thread; :meth:`wait` re-raises its exception in the caller."""
+
+    def __init__(self, fn: Any) -> None:
+        self._exc: BaseException | None = None
+
+        def target() -> None:
+            try:
+                fn()
+            except BaseException as exc:  # re-raised by wait()
+                self._exc = exc
+
+        self._thread = threading.Thread(target=target, name="store-start", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._exc is not None:
+            raise self._exc
+
+    def ok(self) -> bool:
+        self._thread.join()
+        return self._exc is None
 
 
 class _progress:
