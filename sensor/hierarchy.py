@@ -274,8 +274,25 @@ def run_hierarchy(
         return run.result()
 
 
+# Preferences that only decorate the tree (item labels, TCP timing and bytes-in-flight
+# analysis fields inside the TCP subtree): they never change which protocols sit at the top
+# level, so the hierarchy is the same with them off (checked on every capture in
+# ../shared/pcaps against tshark's default run by tests/test_hierarchy.py), and tshark is
+# about 10 % faster. Sequence analysis stays on: turning it off changes reassembly.
+FAST_PREFS: Final = (
+    "tcp.track_bytes_in_flight:FALSE",
+    "tcp.calculate_timestamps:FALSE",
+    "ip.summary_in_tree:FALSE",
+    "ipv6.summary_in_tree:FALSE",
+    "tcp.summary_in_tree:FALSE",
+    "udp.summary_in_tree:FALSE",
+)
+
+
 def _command(tshark: str, path: Path, slices: Sequence[Slice]) -> list[str]:
     cmd = [tshark, "-n", "-q", "-r", os.path.abspath(path)]  # never read as an option
+    for pref in FAST_PREFS:
+        cmd += ["-o", pref]
     if len(slices) == 1:
         return [*cmd, "-z", "io,phs"]
     for s in slices:

@@ -25,6 +25,8 @@ from netwarden.sensor.fragments import Reassembler
 from netwarden.sensor.pcapfile import PacketIndex, read_index
 from netwarden.sensor.records import (
     CHAIN_COLUMNS,
+    FLOW_COLUMNS,
+    SIZE_COLUMNS,
     STAT_COLUMNS,
     TAP_OUTER_L4,
     Columns,
@@ -76,7 +78,17 @@ class FileAnalyzer:
         self._frame_base = 0  # frames numbered across files, so streams stay distinct
 
     def run(self, path: Path, sink: Callable[[FlowBatch], None],
-            progress: Callable[[int, int], None] | None = None) -> FileResult:
+            progress: Callable[[int, int], None] | None = None,
+            accounted: Callable[[], None] | None = None,
+            started: Callable[[], None] | None = None) -> FileResult:
+        """Analyse ``path``, handing every batch to ``sink``.
+
+        ``started`` is called once tshark runs (so a caller can start slow work of its
+        own, like connecting to the store, without delaying tshark, the long pole).
+        Flow records and sizes go to ``sink`` as soon as the accounting is done (then
+        ``accounted`` is called, e.g. to flush the store while tshark still dissects);
+        the protocol hierarchy and the capture statistics follow when tshark is done.
+        """
         st = self.settings
         idx = read_index(path)
         n = len(idx)
@@ -85,15 +97,22 @@ class FileAnalyzer:
         if n == 0:
             return FileResult(path, 0, 0, 0, warnings, 0)
         t0 = int(idx.ts_ns[0])
-        k = np.maximum((idx.ts_ns - t0) // ival, 0)
-        starts = t0 + k * ival
+        rel = np.maximum((idx.ts_ns - t0) // ival, 0) * ival  # interval start, relative
+        starts = t0 + rel
         run = None
         if st.hierarchy:
-            ks = np.unique(k)
-            slices = hierarchy.slices_for([int(x) * ival for x in ks], st.hierarchy_max_taps)
+            slices = hierarchy.slices_for([int(x) for x in np.unique(rel)],
+                                          st.hierarchy_max_taps)
             run = hierarchy.start_hierarchy(path, slices, tshark=st.tshark)
+        if started is not None:
+            started()
         try:
             flows, sizes, records = self._account(idx, starts, sink, progress)
+            sink(FlowBatch(self.host, st.interval_s, aggregate.to_records(flows), empty(
+                CHAIN_COLUMNS), sizes, empty(STAT_COLUMNS)))
+            records += len(flows["packets"])
+            if accounted is not None:
+                accounted()
             chains = empty(CHAIN_COLUMNS)
             hier_frames = 0
             not_dissected: dict[int, int] = {}
@@ -103,20 +122,18 @@ class FileAnalyzer:
                     warnings.append(res.warning)
                 chains = hierarchy.chain_columns(res, t0)
                 hier_frames = res.frames
-                for s in res.slices:
-                    sel = np.array([s.slice.contains(int(x)) for x in
-                                    np.unique(k) * ival])
-                    ours = int(np.isin(k, np.unique(k)[sel]).sum())
-                    not_dissected[t0 + s.slice.start_ns] = max(ours - s.frames, 0)
+                for sr in res.slices:
+                    ours = int(np.isin(rel, sr.slice.interval_starts).sum())
+                    not_dissected[t0 + sr.slice.start_ns] = max(ours - sr.frames, 0)
         finally:
             if run is not None:
                 run.close()
         stats = self._stats(path, idx, starts, not_dissected, hierarchy_on=run is not None)
-        sink(FlowBatch(self.host, st.interval_s, aggregate.to_records(flows)
-                       if len(flows["packets"]) else _no_flows(), chains, sizes, stats))
+        sink(FlowBatch(self.host, st.interval_s, empty(FLOW_COLUMNS), chains,
+                       empty(SIZE_COLUMNS), stats))
         self._frame_base += n
-        return FileResult(path, n, int(idx.wirelen.sum(dtype=np.uint64)),
-                          records + len(flows["packets"]), warnings, hier_frames)
+        return FileResult(path, n, int(idx.wirelen.sum(dtype=np.uint64)), records,
+                          warnings, hier_frames)
 
     # ------------------------------------------------------------------ accounting
 
@@ -243,7 +260,3 @@ class FileAnalyzer:
                 "dropped": dropped, "not_dissected": nd,
                 "source": np.full(len(u), path.name, dtype=object)}
 
-
-def _no_flows() -> Columns:
-    from netwarden.sensor.records import FLOW_COLUMNS
-    return empty(FLOW_COLUMNS)

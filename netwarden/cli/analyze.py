@@ -74,9 +74,10 @@ def _run(cfg: Any, files: tuple[Path, ...]) -> None:
     analyzers: dict[str, FileAnalyzer] = {}
     store = open_store(cfg.store.target, database=cfg.store.database,
                        batch_rows=cfg.store.batch_rows, flush_seconds=cfg.store.flush_seconds)
-    # Connecting (and migrating) takes a second or two: do it while the first file is
-    # being read and tshark dissects, and wait for it only when the first batch is ready.
+    # Connecting (and migrating) takes a second or two: do it once tshark dissects the
+    # first file (tshark is the long pole), and wait for it when the first batch is ready.
     starting = _Background(store.start)
+
     def sink(batch: Any) -> None:
         starting.wait()
         store.write(batch)
@@ -87,7 +88,8 @@ def _run(cfg: Any, files: tuple[Path, ...]) -> None:
             fa = analyzers.setdefault(host, FileAnalyzer(host, settings))
             try:
                 with _progress(path) as progress:
-                    res = fa.run(path, sink, progress)
+                    res = fa.run(path, sink, progress, accounted=store.flush,
+                                 started=starting.begin)
             except InputError as exc:
                 click.echo(f"netwarden: error: {exc.message}", err=True)
                 failed.append(str(path))
@@ -122,14 +124,21 @@ class _Background:
                 self._exc = exc
 
         self._thread = threading.Thread(target=target, name="store-start", daemon=True)
-        self._thread.start()
+
+    def begin(self) -> None:
+        """Start the work (idempotent)."""
+        if not self._thread.is_alive() and self._thread.ident is None:
+            self._thread.start()
 
     def wait(self) -> None:
+        self.begin()
         self._thread.join()
         if self._exc is not None:
             raise self._exc
 
     def ok(self) -> bool:
+        if self._thread.ident is None:
+            return False  # never started: nothing to stop
         self._thread.join()
         return self._exc is None
 
