@@ -1,7 +1,7 @@
-"""``netwarden report``: conversations, protocols, io, talkers and ports from the store.
+"""What every ``netwarden report`` subcommand shares: options, store opening, output.
 
-The subcommands share the options of :func:`_common_options` and only differ in the
-report function they call (:mod:`netwarden.collector.reports`); rendering is
+The subcommands (one module each in this package) only differ in the report function
+they call (:mod:`netwarden.collector.reports`); rendering is
 :mod:`netwarden.collector.reports.output`. Heavy imports (chdb, rich) happen inside the
 commands so ``netwarden --help`` stays fast.
 """
@@ -22,7 +22,7 @@ from netwarden.errors import InputError, RuntimeFailure, UsageError
 if TYPE_CHECKING:
     from netwarden.collector.reports import Filters, QueryStore, ReportResult
 
-__all__ = ["command"]
+__all__ = ["CommonOptions", "common", "common_options", "run", "top_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,7 +66,7 @@ class CommonOptions:
     output: Path | None
 
 
-def _common_options(func: F) -> F:
+def common_options(func: F) -> F:
     options = [
         click.option("--store", "store", metavar="DIR|URL", default=None,
                      help="Store to read: a chdb data directory or a clickhouse://host:port "
@@ -95,7 +95,7 @@ def _common_options(func: F) -> F:
     return func
 
 
-def _common(kwargs: dict[str, Any]) -> CommonOptions:
+def common(kwargs: dict[str, Any]) -> CommonOptions:
     return CommonOptions(
         store=kwargs.pop("store"),
         database=kwargs.pop("database"),
@@ -141,7 +141,7 @@ def _check_local_store(target: str) -> None:
         raise InputError(f"store {target} holds no chdb data (no metadata directory)")
 
 
-def _run(opts: CommonOptions, report: Callable[[QueryStore, Filters], ReportResult]) -> None:
+def run(opts: CommonOptions, report: Callable[[QueryStore, Filters], ReportResult]) -> None:
     """Open the store, run ``report``, write the result where asked."""
     filters = _filters(opts)
     target, database = _store_settings(opts)
@@ -178,110 +178,6 @@ def _check_not_empty(store: QueryStore, target: str, database: str) -> None:
                          "(run `netwarden analyze` first)")
 
 
-# ---------------------------------------------------------------------------------------
-
-
-@click.group(name="report")
-def command() -> None:
-    """Answer questions from the stored flow records.
-
-    Every report reads the records whose interval starts in [--since, --until) of the
-    hosts given with --host (default: everything), and counts like tshark's statistics
-    of the same frames. Times in the output are seconds after the earliest selected
-    interval start (the capture's first frame for an analysed file).
-
-    \b
-    Examples:
-      netwarden report conversations --kind tcp --top 20
-      netwarden report io --interval 60 --since 2h --format csv
-      netwarden report talkers --host web1 --format json --output top.json
-    """
-
-
-@command.command(name="conversations",
-                 short_help="Conversations per address pair or TCP/UDP stream (conv,KIND).")
-@click.option("--kind", type=click.Choice(["ip", "ipv6", "tcp", "udp"]), default="ip",
-              show_default=True,
-              help="Table: ip/ipv6 (address pairs) or tcp/udp (one row per stream).")
-@click.option("--top", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Keep only the first N rows. Default: all.")
-@_common_options
-def conversations_command(kind: str, top: int | None, **kwargs: Any) -> None:
-    """Conversations between address pairs (ip, ipv6) or endpoints (tcp, udp).
-
-    Like tshark -z conv,KIND: side A is the source of the conversation's first packet;
-    rows are ordered by frames, most first. Tunnelled packets count in the outer and in
-    every inner conversation. With several hosts, rows stay per host.
-    """
-    opts = _common(kwargs)
-    from netwarden.collector.reports import ConversationsParams, conversations
-
-    _run(opts, lambda store, filters: conversations(
-        store, ConversationsParams(kind=kind, filters=filters, top=top)))
-
-
-@command.command(name="protocols", short_help="Protocol hierarchy (tshark -z io,phs).")
-@_common_options
-def protocols_command(**kwargs: Any) -> None:
-    """Protocol hierarchy: frames and bytes per dissection path (tshark -z io,phs).
-
-    A frame counts under every protocol of its path. csv output flattens the tree to
-    depth, path, protocol, frames, bytes rows.
-    """
-    opts = _common(kwargs)
-    from netwarden.collector.reports import ProtocolsParams, protocols
-
-    _run(opts, lambda store, filters: protocols(store, ProtocolsParams(filters=filters)))
-
-
-@command.command(name="io")
-@click.option("--interval", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Bucket length in seconds; a multiple of the stored interval. "
-                   "Default: the stored interval.")
-@_common_options
-def io_command(interval: int | None, **kwargs: Any) -> None:
-    """Frames and bytes per time bucket (tshark -z io,stat,N).
-
-    Buckets start at the earliest selected interval; empty buckets are left out. Every
-    frame counts once, IP or not.
-    """
-    opts = _common(kwargs)
-    from netwarden.collector.reports import IoParams, io
-
-    _run(opts, lambda store, filters: io(store, IoParams(filters=filters, interval_s=interval)))
-
-
-def _top_option(func: F) -> F:
+def top_option(func: F) -> F:
     return click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
                         metavar="N", help="Number of rows.")(func)
-
-
-@command.command(name="talkers")
-@_top_option
-@_common_options
-def talkers_command(top: int, **kwargs: Any) -> None:
-    """Addresses with the most bytes.
-
-    Each frame counts once for the source and once for the destination address of its
-    outermost IP header (once when they are equal). Ties: more frames first, then address.
-    """
-    opts = _common(kwargs)
-    from netwarden.collector.reports import TopParams, talkers
-
-    _run(opts, lambda store, filters: talkers(store, TopParams(filters=filters, top=top)))
-
-
-@command.command(name="ports")
-@_top_option
-@_common_options
-def ports_command(top: int, **kwargs: Any) -> None:
-    """TCP/UDP ports with the most bytes, as tcp/N and udp/N.
-
-    Each frame counts once for the source and once for the destination port of its
-    outermost TCP or UDP header (once when they are equal); frames without one (non-final
-    fragments, non-IP) count for no port.
-    """
-    opts = _common(kwargs)
-    from netwarden.collector.reports import TopParams, ports
-
-    _run(opts, lambda store, filters: ports(store, TopParams(filters=filters, top=top)))
