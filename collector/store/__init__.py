@@ -8,12 +8,14 @@
 from __future__ import annotations
 
 from .errors import StoreError
+from .ledger import BatchMark
 from .schema import Flavour, RetentionDays, flavour_for_version, render_schema
 from .sql import cidr_bounds, ip16, ip_in_cidr, ip_literal, ip_text, quote
 from .store import DEFAULT_DATABASE, Store, StoreConfig, open_store
 
 __all__ = [
     "DEFAULT_DATABASE",
+    "BatchMark",
     "Flavour",
     "RetentionDays",
     "Store",

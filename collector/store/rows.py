@@ -40,9 +40,9 @@ def _coerce(table: Table, column: Column, values: npt.ArrayLike, n: int) -> np.n
 
 
 def table_columns(table: Table, data: Mapping[str, npt.ArrayLike], host: str,
-                  interval_s: int) -> Columns:
-    """Every column of ``table`` for one FlowBatch table, with host/ts/interval_s added."""
-    added = {"host", "ts", "interval_s"}
+                  interval_s: int, seq: int = 0) -> Columns:
+    """Every column of ``table`` for one FlowBatch table, with host/ts/interval_s/seq added."""
+    added = {"host", "ts", "interval_s", "seq"}
     expected = {c.name for c in table.columns} - added
     given = set(data)
     if given != expected:
@@ -59,6 +59,8 @@ def table_columns(table: Table, data: Mapping[str, npt.ArrayLike], host: str,
             out["host"] = np.full(n, host, dtype=object)
         elif column.name == "interval_s":
             out["interval_s"] = np.full(n, interval_s, dtype=np.uint32)
+        elif column.name == "seq":
+            out["seq"] = np.full(n, seq, dtype=np.uint64)
         elif column.name == "ts":
             start = _coerce(table, table.column("start_ns"), data["start_ns"], n)
             out["ts"] = (start // NS_PER_S).astype(np.uint32)
@@ -67,15 +69,18 @@ def table_columns(table: Table, data: Mapping[str, npt.ArrayLike], host: str,
     return out
 
 
-def batch_tables(batch: FlowBatch, host: str | None = None) -> dict[str, Columns]:
-    """The four tables of ``batch`` as store columns (``host`` overrides ``batch.host``)."""
+def batch_tables(batch: FlowBatch, host: str | None = None, seq: int = 0) -> dict[str, Columns]:
+    """The four tables of ``batch`` as store columns (``host`` overrides ``batch.host``;
+    every row gets the sensor batch number ``seq``)."""
     name = batch.host if host is None else host
     if not name:
         raise StoreError("FlowBatch has no host name")
+    if seq < 0:
+        raise StoreError(f"FlowBatch from {name}: seq must be >= 0, not {seq}")
     if batch.interval_s <= 0:
         raise StoreError(f"FlowBatch from {name}: interval_s must be > 0, not {batch.interval_s}")
     return {
-        table.name: table_columns(table, getattr(batch, attr), name, batch.interval_s)
+        table.name: table_columns(table, getattr(batch, attr), name, batch.interval_s, seq)
         for table, attr in BATCH_TABLES
     }
 

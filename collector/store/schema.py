@@ -1,7 +1,8 @@
 """The store's tables and views, and their DDL in two flavours.
 
 Column lists come from ``sensor/records.py`` (the flow-record contract) plus the columns
-the store adds (``host``, ``ts``, ``interval_s``); types are derived from the numpy dtype
+the store adds (``host``, ``ts``, ``interval_s``, and ``seq`` last: the sequence number of
+the sensor batch a row came in, 0 for rows written otherwise, see ``ledger.py``); types are derived from the numpy dtype
 through one type map per flavour, so nothing is listed twice.
 
 * ``legacy`` (ClickHouse below 20.3, e.g. Debian's 18.16): addresses ``FixedString(16)``,
@@ -49,7 +50,7 @@ Codec = Literal["", "time", "nanos", "counter", "address"]
 LOW_CARDINALITY: Final = frozenset({"host", "app", "path", "source"})
 COUNTERS: Final = frozenset({
     "packets", "bytes", "frames", "ttl_sum", "ttl_sq", "stream", "first_frame", "dropped",
-    "not_dissected", "bytes_in", "bytes_out", "packets_in", "packets_out", "flows",
+    "not_dissected", "seq", "bytes_in", "bytes_out", "packets_in", "packets_out", "flows",
 })
 NANOS: Final = frozenset({"start_ns", "first_seen", "last_seen"})
 
@@ -126,8 +127,10 @@ def columns_from_spec(spec: Mapping[str, npt.DTypeLike]) -> tuple[Column, ...]:
 HOST: Final = Column("host", object, "string")
 TS: Final = Column("ts", np.uint32, "datetime")
 INTERVAL: Final = Column("interval_s", np.uint32)
+SEQ: Final = Column("seq", np.uint64)
 
-Retention = Literal["raw", "rollup"]
+# "none": never expires (the batch ledger: forgetting it would let a batch be stored twice)
+Retention = Literal["raw", "rollup", "none"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,20 +190,20 @@ def _u64(*names: str) -> tuple[Column, ...]:
 
 # Raw tables, in insert order. Every one has host, ts and the exact start_ns.
 FLOWS: Final = Table(
-    "flows", (HOST, TS, INTERVAL, *_FLOW_COLS),
+    "flows", (HOST, TS, INTERVAL, *_FLOW_COLS, SEQ),
     order_by=("host", "ts", "direction", "ip_proto", "src_ip", "dst_ip"),
     partition="day", retention="raw", address_indexes=("src_ip", "dst_ip"),
 )
 PROTO_CHAINS: Final = Table(
-    "proto_chains", (HOST, TS, *_CHAIN_COLS),
+    "proto_chains", (HOST, TS, *_CHAIN_COLS, SEQ),
     order_by=("host", "ts", "path"), partition="day", retention="raw",
 )
 PKT_SIZES: Final = Table(
-    "pkt_sizes", (HOST, TS, *_SIZE_COLS),
+    "pkt_sizes", (HOST, TS, *_SIZE_COLS, SEQ),
     order_by=("host", "ts", "direction", "frame_len"), partition="day", retention="raw",
 )
 CAPTURE_STATS: Final = Table(
-    "capture_stats", (HOST, TS, INTERVAL, *_STAT_COLS),
+    "capture_stats", (HOST, TS, INTERVAL, *_STAT_COLS, SEQ),
     order_by=("host", "ts", "source"), partition="day", retention="raw",
 )
 
@@ -233,9 +236,18 @@ SIZES_1H: Final = Table(
     sum_columns=("packets",),
 )
 
+# The batch ledger: one row per sensor batch stored, written after the batch's rows (see
+# ledger.py). ``ts`` is when the collector stored it; the row counts are per raw table.
+SENSOR_BATCHES: Final = Table(
+    "sensor_batches",
+    (HOST, SEQ, TS, Column("first_start_ns", np.int64), Column("last_start_ns", np.int64),
+     *_u64("flow_rows", "chain_rows", "size_rows", "stat_rows")),
+    order_by=("host", "seq"), primary_key=("host", "seq"), partition="month", retention="none",
+)
+
 RAW_TABLES: Final = (FLOWS, PROTO_CHAINS, PKT_SIZES, CAPTURE_STATS)
 ROLLUP_TABLES: Final = (USAGE_15M, TALKERS_1H, CHAINS_1H, SIZES_1H)
-TABLES: Final = RAW_TABLES + ROLLUP_TABLES
+TABLES: Final = (*RAW_TABLES, *ROLLUP_TABLES, SENSOR_BATCHES)
 TABLES_BY_NAME: Final = {t.name: t for t in TABLES}
 
 # Direction 1 (in) counts as "in"; everything else (0 other, 2 out, 3 local) counts as
@@ -280,6 +292,8 @@ class RetentionDays:
                 raise StoreError(f"retention {name}: days must be an integer >= 0, not {value!r}")
 
     def days(self, table: Table) -> int:
+        if table.retention == "none":
+            return 0
         return self.raw if table.retention == "raw" else self.rollup
 
 

@@ -16,16 +16,17 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
 from netwarden.sensor.records import FlowBatch
 
-from . import migrations, retention
+from . import ledger, migrations, retention
 from .backend import Backend, Row
 from .embedded import ChdbBackend
 from .errors import StoreError
+from .ledger import BatchMark
 from .rows import BATCH_TABLES, WriteBuffer, batch_tables
 from .schema import (
     FLAVOURS,
@@ -200,14 +201,17 @@ class Store:
 
     # -- writes ---------------------------------------------------------------------------
 
-    def write(self, batch: FlowBatch, *, host: str | None = None) -> int:
+    def write(self, batch: FlowBatch, *, host: str | None = None, seq: int = 0) -> int:
         """Buffer ``batch`` (``host`` overrides ``batch.host``); flush when due.
+
+        ``seq`` is the sensor's batch number, stored in every row's ``seq`` column (0 for
+        rows that did not come from a sensor stream); see :mod:`.ledger`.
 
         A flush is due when ``batch_rows`` flow rows are buffered or ``flush_seconds``
         have passed since the first buffered row. Returns the flow rows inserted by this
         call (0 when everything stayed buffered).
         """
-        tables = batch_tables(batch, host)
+        tables = batch_tables(batch, host, seq)
         with self._lock:
             self._check_started()
             self._buffer.add(tables)
@@ -237,6 +241,39 @@ class Store:
                     flow_rows = len(cols["host"])
             self._buffer.settle()
             return flow_rows
+
+    def discard_pending(self) -> None:
+        """Forget the rows buffered and not inserted (after a failed flush whose batches
+        will be sent again)."""
+        with self._lock:
+            self._buffer = WriteBuffer(self._clock)
+
+    # -- the batch ledger (see ledger.py) -------------------------------------------------
+
+    def record_batches(self, marks: Sequence[BatchMark]) -> None:
+        """Write the ledger rows of batches whose rows are inserted (flush first)."""
+        with self._lock:
+            self._check_started()
+            ledger.record(self._backend, self.database, marks)
+
+    def stored_seq(self, host: str) -> int:
+        """The highest sensor batch number stored for ``host`` (0 when none)."""
+        with self._lock:
+            self._check_started()
+            return ledger.stored_seq(self._backend, host)
+
+    def stored_seqs(self) -> dict[str, int]:
+        """The highest sensor batch number stored, per host."""
+        with self._lock:
+            self._check_started()
+            return ledger.stored_seqs(self._backend)
+
+    def discard_unrecorded(self, host: str) -> dict[str, int]:
+        """Delete ``host``'s rows of batches missing from the ledger (an interrupted
+        store); return the rows found per table."""
+        with self._lock:
+            self._check_started()
+            return ledger.discard_unrecorded(self._backend, self.database, host)
 
     def pending(self) -> dict[str, int]:
         """Rows buffered per table, not yet inserted."""

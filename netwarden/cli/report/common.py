@@ -1,8 +1,9 @@
 """What every ``netwarden report`` subcommand shares: options, store opening, output.
 
-The subcommands (one module each in this package) only differ in the report function
-they call (:mod:`netwarden.collector.reports`); rendering is
-:mod:`netwarden.collector.reports.output`. Heavy imports (chdb, rich) happen inside the
+The subcommands (one module each in this package) only differ in the report they name and
+its parameters, run by :func:`netwarden.collector.query.run_report` on a store, or by a
+collector's Query RPC (``--collector``, the same function on the collector's store);
+rendering is :mod:`netwarden.collector.reports.output`. Heavy imports (chdb, rich) happen inside the
 commands so ``netwarden --help`` stays fast.
 """
 
@@ -20,7 +21,8 @@ import click
 from netwarden.errors import InputError, RuntimeFailure, UsageError
 
 if TYPE_CHECKING:
-    from netwarden.collector.reports import Filters, QueryStore, ReportResult
+    from netwarden.collector.reports import Filters, ReportResult
+    from netwarden.collector.store import Store
 
 __all__ = ["CommonOptions", "common", "common_options", "run", "top_option"]
 
@@ -57,6 +59,7 @@ class CommonOptions:
     """The options every report subcommand takes."""
 
     store: str | None
+    collector: str | None
     database: str | None
     config: Path | None
     since: int | None
@@ -71,6 +74,10 @@ def common_options(func: F) -> F:
         click.option("--store", "store", metavar="DIR|URL", default=None,
                      help="Store to read: a chdb data directory or a clickhouse://host:port "
                           "URL. Default: store.target of the config (./netwarden-data)."),
+        click.option("--collector", "collector", metavar="HOST:PORT", default=None,
+                     help="Ask a running collector instead of opening a store (it reads "
+                          "its own store; needed for an embedded store the collector "
+                          "holds)."),
         click.option("--database", metavar="NAME", default=None,
                      help="ClickHouse database holding the tables. Default: store.database "
                           "of the config (netwarden)."),
@@ -98,6 +105,7 @@ def common_options(func: F) -> F:
 def common(kwargs: dict[str, Any]) -> CommonOptions:
     return CommonOptions(
         store=kwargs.pop("store"),
+        collector=kwargs.pop("collector"),
         database=kwargs.pop("database"),
         config=kwargs.pop("config"),
         since=kwargs.pop("since"),
@@ -141,26 +149,19 @@ def _check_local_store(target: str) -> None:
         raise InputError(f"store {target} holds no chdb data (no metadata directory)")
 
 
-def run(opts: CommonOptions, report: Callable[[QueryStore, Filters], ReportResult]) -> None:
-    """Open the store, run ``report``, write the result where asked."""
+def run(opts: CommonOptions, report: str, params: dict[str, Any] | None = None) -> None:
+    """Run ``report`` with ``params`` (see :mod:`netwarden.collector.query`; the filters
+    come from the common options) on the store or the collector; write the result."""
     filters = _filters(opts)
-    target, database = _store_settings(opts)
-    _check_local_store(target)
-    from netwarden.collector.reports.output import write
-    from netwarden.collector.store import StoreError, open_store
+    from netwarden.collector.query import filters_json
 
-    try:
-        store = open_store(target, database=database)
-        store.start(migrate=False)
-    except StoreError as exc:
-        raise RuntimeFailure(f"cannot open store {target}: {exc}") from None
-    try:
-        _check_not_empty(store, target, database)
-        result = report(store, filters)
-    except StoreError as exc:
-        raise RuntimeFailure(str(exc)) from None
-    finally:
-        store.stop()
+    full = {**(params or {}), "filters": filters_json(filters)}
+    if opts.collector is not None:
+        result = _from_collector(opts, report, full)
+    else:
+        result = _from_store(opts, report, full)
+    from netwarden.collector.reports.output import write
+
     if opts.output is None:
         write(result, opts.fmt, sys.stdout)
         return
@@ -171,7 +172,45 @@ def run(opts: CommonOptions, report: Callable[[QueryStore, Filters], ReportResul
         raise RuntimeFailure(f"cannot write {opts.output}: {exc.strerror}") from None
 
 
-def _check_not_empty(store: QueryStore, target: str, database: str) -> None:
+def _from_collector(opts: CommonOptions, report: str, params: dict[str, Any]) -> ReportResult:
+    given = [name for name, value in (("--store", opts.store), ("--database", opts.database),
+                                      ("--config", opts.config)) if value is not None]
+    if given:
+        raise UsageError(f"--collector and {'/'.join(given)} are mutually exclusive: the "
+                         "collector reads its own store")
+    from netwarden.endpoint import split_endpoint
+
+    assert opts.collector is not None
+    try:
+        split_endpoint(opts.collector)
+    except ValueError as exc:
+        raise UsageError(f"--collector: {exc}") from None
+    from netwarden.collector.client import query_report
+
+    return query_report(opts.collector, report, params)
+
+
+def _from_store(opts: CommonOptions, report: str, params: dict[str, Any]) -> ReportResult:
+    target, database = _store_settings(opts)
+    _check_local_store(target)
+    from netwarden.collector.query import run_report
+    from netwarden.collector.store import StoreError, open_store
+
+    try:
+        store = open_store(target, database=database)
+        store.start(migrate=False)
+    except StoreError as exc:
+        raise RuntimeFailure(f"cannot open store {target}: {exc}") from None
+    try:
+        _check_not_empty(store, target, database)
+        return run_report(store, report, params)
+    except StoreError as exc:
+        raise RuntimeFailure(str(exc)) from None
+    finally:
+        store.stop()
+
+
+def _check_not_empty(store: Store, target: str, database: str) -> None:
     rows = store.query("SELECT count() AS record_count FROM flows")
     if not rows or not int(rows[0][0]):
         raise InputError(f"store {target} (database {database}) has no flow records "

@@ -27,7 +27,4 @@ def command(kind: str, top: int | None, **kwargs: Any) -> None:
     every inner conversation. With several hosts, rows stay per host.
     """
     opts = common(kwargs)
-    from netwarden.collector.reports import ConversationsParams, conversations
-
-    run(opts, lambda store, filters: conversations(
-        store, ConversationsParams(kind=kind, filters=filters, top=top)))
+    run(opts, "conversations", {"kind": kind, "top": top})

@@ -23,6 +23,4 @@ def command(interval: int | None, **kwargs: Any) -> None:
     frame counts once, IP or not.
     """
     opts = common(kwargs)
-    from netwarden.collector.reports import IoParams, io
-
-    run(opts, lambda store, filters: io(store, IoParams(filters=filters, interval_s=interval)))
+    run(opts, "io", {"interval_s": interval})

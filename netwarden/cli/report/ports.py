@@ -22,6 +22,4 @@ def command(top: int, **kwargs: Any) -> None:
     fragments, non-IP) count for no port.
     """
     opts = common(kwargs)
-    from netwarden.collector.reports import TopParams, ports
-
-    run(opts, lambda store, filters: ports(store, TopParams(filters=filters, top=top)))
+    run(opts, "ports", {"top": top})

@@ -20,6 +20,4 @@ def command(**kwargs: Any) -> None:
     depth, path, protocol, frames, bytes rows.
     """
     opts = common(kwargs)
-    from netwarden.collector.reports import ProtocolsParams, protocols
-
-    run(opts, lambda store, filters: protocols(store, ProtocolsParams(filters=filters)))
+    run(opts, "protocols")

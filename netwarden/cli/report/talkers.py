@@ -21,6 +21,4 @@ def command(top: int, **kwargs: Any) -> None:
     outermost IP header (once when they are equal). Ties: more frames first, then address.
     """
     opts = common(kwargs)
-    from netwarden.collector.reports import TopParams, talkers
-
-    run(opts, lambda store, filters: talkers(store, TopParams(filters=filters, top=top)))
+    run(opts, "talkers", {"top": top})
