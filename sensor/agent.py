@@ -45,8 +45,9 @@ from netwarden.proto import netwarden_pb2_grpc as pb_grpc
 from netwarden.sensor.accountant import Accountant, PacketBatch
 from netwarden.sensor.config import SensorConfig, effective
 from netwarden.sensor.hostaddrs import HostAddresses
+from netwarden.sensor.livedissect import DissectedInterval, LiveDissector
 from netwarden.sensor.outbox import Outbox
-from netwarden.sensor.records import FlowBatch, nrows
+from netwarden.sensor.records import CHAIN_COLUMNS, Columns, FlowBatch, concat, nrows
 from netwarden.sensor.wire import PROTOCOL_VERSION, TABLES, encode_batch, split_batch
 
 __all__ = ["AgentStats", "PacketSource", "SensorAgent", "SourceStats", "channel_options"]
@@ -128,6 +129,8 @@ class SensorAgent:
         self.stats = AgentStats()
         self._addresses = addresses
         self._accountant: Accountant | None = None
+        self._dissector: LiveDissector | None = None
+        self._chains: list[Columns] = []  # hierarchy rows waiting for the next flush
         self._capture: threading.Thread | None = None
         self._transport: threading.Thread | None = None
         self._stop_capture = threading.Event()
@@ -163,6 +166,13 @@ class SensorAgent:
         self._accountant = Accountant(
             self.host, interval_s=self.config.sensor.interval_s,
             host_addresses=self._addresses.addresses, align="wall", source=self.source_name)
+        d = self.config.dissection
+        if d.enabled:
+            interval_s = self.config.sensor.interval_s
+            self._dissector = LiveDissector(
+                interval_s=interval_s,
+                max_packets_per_interval=max(1, int(d.max_packets_per_s * interval_s)))
+            self._dissector.start()
         self.source.start()
         self._capture = threading.Thread(target=self._capture_loop, name="sensor-capture",
                                          daemon=True)
@@ -213,10 +223,14 @@ class SensorAgent:
         finally:
             try:
                 self.source.stop()
+                if self._dissector is not None:
+                    self._take_dissected(self._dissector.finish())
                 self._flush(None)  # every interval, ended or not
             except Exception as exc:
                 log.error("final flush failed", error=repr(exc))
             finally:
+                if self._dissector is not None:
+                    self._dissector.stop()
                 self._capture_ended.set()
 
     def _capture_until_stopped(self) -> None:
@@ -231,6 +245,8 @@ class SensorAgent:
             batch = self.source.read(wait_s)
             if batch is not None and len(batch):
                 acc.add(batch)
+                if self._dissector is not None:
+                    self._dissector.add(batch)
                 self.stats.packets += len(batch)
             change = self._addresses.check()
             if change is not None:
@@ -238,9 +254,20 @@ class SensorAgent:
                          removed=list(change.removed))
                 acc.set_host_addresses(change.addresses)
             now = time.time_ns()
+            if self._dissector is not None:
+                self._take_dissected(self._dissector.poll(now))
             if now >= next_flush:
                 self._flush(now - delay_ns)
                 next_flush = _next_boundary(now - delay_ns, interval_ns) + delay_ns
+
+    def _take_dissected(self, done: list[DissectedInterval]) -> None:
+        """Keep the hierarchy of dissected intervals for the next batch; what tshark did not
+        see (sampling, falling behind) is counted as not dissected."""
+        acc = self._accountant
+        for r in done:
+            self._chains.append(r.chains)
+            if acc is not None and (r.not_dissected or r.late):
+                acc.note_drops(0, r.not_dissected + r.late)
 
     def _flush(self, now_ns: int | None) -> None:
         """Hand the intervals ended by ``now_ns`` (all when None) to the outbox."""
@@ -251,6 +278,9 @@ class SensorAgent:
         if dropped:
             acc.note_drops(dropped)
         batch = acc.flush(now_ns)
+        if self._chains:
+            batch.chains = concat(CHAIN_COLUMNS, [batch.chains, *self._chains])
+            self._chains = []
         if not any(nrows(getattr(batch, t)) for t, _ in TABLES):
             return
         self.stats.flushes += 1
