@@ -32,6 +32,8 @@ from netwarden.collector.reports import (
     protocols,
     talkers,
 )
+from netwarden.collector.reports.sizes import SizesParams, sizes
+from netwarden.collector.reports.ttl import TtlParams, ttl
 from netwarden.errors import UsageError
 
 __all__ = ["REPORTS", "filters_json", "has_records", "result_from_json", "result_json",
@@ -61,6 +63,14 @@ def _ports(store: QueryStore, filters: Filters, p: Mapping[str, Any]) -> ReportR
     return ports(store, TopParams(filters=filters, top=p.get("top", 10)))
 
 
+def _ttl(store: QueryStore, filters: Filters, p: Mapping[str, Any]) -> ReportResult:
+    return ttl(store, TtlParams(filters=filters, top=p.get("top", 10)))
+
+
+def _sizes(store: QueryStore, filters: Filters, p: Mapping[str, Any]) -> ReportResult:
+    return sizes(store, SizesParams(filters=filters))
+
+
 # name -> (runner, accepted keys besides "filters", with their types)
 REPORTS: Final[dict[str, tuple[_Runner, dict[str, type]]]] = {
     "conversations": (_conversations, {"kind": str, "top": int}),
@@ -68,6 +78,8 @@ REPORTS: Final[dict[str, tuple[_Runner, dict[str, type]]]] = {
     "io": (_io, {"interval_s": int}),
     "talkers": (_talkers, {"top": int}),
     "ports": (_ports, {"top": int}),
+    "ttl": (_ttl, {"top": int}),
+    "sizes": (_sizes, {}),
 }
 
 

@@ -28,6 +28,8 @@ from netwarden.sensor.records import (
     CHAIN_COLUMNS,
     FLOW_COLUMNS,
     STAT_COLUMNS,
+    TAP_FIRST_V4,
+    TAP_FIRST_V6,
     TAP_OUTER_L4,
     Columns,
     FlowBatch,
@@ -214,11 +216,12 @@ class Accountant:
             if len(sub) == 0:
                 continue
             sub.row[:] = ev.row[e]
-            # the frame's outermost TCP/UDP header may sit in an outer (tunnel) layer
-            outer_taken = bool(np.any((ev.row == ev.row[e]) & (ev.layer < layer)
-                                      & ((ev.tap & TAP_OUTER_L4) != 0)))
-            if outer_taken:
-                sub.tap[:] &= ~np.uint8(TAP_OUTER_L4)
+            # the frame's outermost TCP/UDP and IP headers may sit in outer (tunnel) layers
+            outer = ev.tap[(ev.row == ev.row[e]) & (ev.layer < layer)]
+            taken = np.bitwise_or.reduce(outer, initial=0) & (
+                TAP_OUTER_L4 | TAP_FIRST_V4 | TAP_FIRST_V6)
+            if taken:
+                sub.tap[:] &= ~np.uint8(taken)
             parts.append(sub)
             replaced.append(e)
         if not parts:

@@ -18,7 +18,7 @@ import dataclasses
 
 import numpy as np
 
-from netwarden.sensor.records import TAP_IP, TAP_L4, TAP_OUTER_L4
+from netwarden.sensor.records import TAP_FIRST_V4, TAP_FIRST_V6, TAP_IP, TAP_L4, TAP_OUTER_L4
 
 # link-layer header types (https://www.tcpdump.org/linktypes.html)
 LT_NULL = 0
@@ -155,11 +155,12 @@ def decode(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, linktype: np
     if len(non_ip) and first_layer == 0:
         parts.append(_non_ip_events(non_ip))
     seen_l4 = np.zeros(n, dtype=bool)
+    seen_ip = np.zeros((n, 2), dtype=bool)  # an IPv4 / IPv6 header seen in an outer layer
     cur_rows, cur_et, cur_pos = rows[is_ip], et[is_ip], pos[is_ip]
     layer = first_layer
     while len(cur_rows) and layer < MAX_LAYERS:
         ev, nxt_rows, nxt_et, nxt_pos = _ip_layer(b, cur_rows, cur_et, cur_pos, end, layer,
-                                                  seen_l4)
+                                                  seen_l4, seen_ip)
         if layer == first_layer == 0:
             # an "IP" frame whose header is unreadable still counts once, as non-IP
             bad = np.setdiff1d(cur_rows, ev.row, assume_unique=True)
@@ -327,7 +328,7 @@ def _nflog_one(buf: np.ndarray, off: int, end: int) -> tuple[int, int]:
 # --------------------------------------------------------------------------- network layer
 
 def _ip_layer(b: _Buf, rows: np.ndarray, et: np.ndarray, pos: np.ndarray, end_all: np.ndarray,
-              layer: int, seen_l4: np.ndarray
+              layer: int, seen_l4: np.ndarray, seen_ip: np.ndarray
               ) -> tuple[Events, np.ndarray, np.ndarray, np.ndarray]:
     """Decode one IP header per row; return its events and the next layer to decode."""
     end = end_all[rows]
@@ -465,6 +466,13 @@ def _ip_layer(b: _Buf, rows: np.ndarray, et: np.ndarray, pos: np.ndarray, end_al
     outer = has_ports & ~seen_l4[rows]
     tap[outer] |= TAP_OUTER_L4
     seen_l4[rows[has_ports]] = True
+    # the frame's outermost IPv4 / IPv6 header carries its TTL / hop-limit statistics
+    first4 = v4 & ~seen_ip[rows, 0]
+    first6 = v6 & ~seen_ip[rows, 1]
+    tap[first4] |= TAP_FIRST_V4
+    tap[first6] |= TAP_FIRST_V6
+    seen_ip[rows[v4], 0] = True
+    seen_ip[rows[v6], 1] = True
 
     ev = Events(
         row=rows[ok], layer=np.full(int(ok.sum()), layer, np.uint8),

@@ -17,7 +17,9 @@ ports, protocol, stream). Counting rules follow tshark's conversation taps:
   IPv6 fragment has neither (tshark taps only the reassembling frame); a non-final IPv4
   fragment has ``TAP_IP`` only; the frame that completes reassembly has both.
   ``TAP_OUTER_L4`` marks the record whose TCP/UDP header is the outermost one of its
-  frames, which is what the port rankings credit. ``tap`` is part of the record key.
+  frames, which is what the port rankings credit; ``TAP_FIRST_V4``/``TAP_FIRST_V6`` mark
+  the frame's outermost IPv4/IPv6 header, whose TTL/hop limit the TTL statistics take
+  (tshark's first ``ip.ttl``/``ipv6.hlim`` of the frame). ``tap`` is part of the key.
 * ``stream`` identifies a TCP/UDP conversation the way ``tcp.stream``/``udp.stream`` do:
   the frame number of its first packet, shared by both directions. 0 when no L4 tap.
 * ``first_frame`` is the capture-wide number (1-based) of the record's first packet, so
@@ -41,6 +43,8 @@ import numpy.typing as npt
 TAP_IP: Final = 1  # feeds conv,ip / conv,ipv6
 TAP_L4: Final = 2  # feeds conv,tcp / conv,udp
 TAP_OUTER_L4: Final = 4  # this L4 header is the frame's outermost TCP/UDP header (port rankings)
+TAP_FIRST_V4: Final = 8  # this is the frame's outermost IPv4 header (TTL statistics)
+TAP_FIRST_V6: Final = 16  # this is the frame's outermost IPv6 header (hop-limit statistics)
 
 
 class Direction(enum.IntEnum):

@@ -75,6 +75,8 @@ from netwarden.sensor.pcapfile import read_index
 from netwarden.sensor.pipeline import FileAnalyzer, PipelineSettings
 from netwarden.sensor.records import (
     FLOW_COLUMNS,
+    TAP_FIRST_V4,
+    TAP_FIRST_V6,
     TAP_IP,
     TAP_L4,
     TAP_OUTER_L4,
@@ -99,9 +101,13 @@ def _decode(datas: list[bytes], lt: int | list[int] = LT_ETHERNET) -> tuple[np.n
     return d.ethertype, d.events
 
 
+CONV_BITS = ALL  # the TTL bits have a test of their own
+
+
 def _rows(ev: Events) -> list[Row]:
     return [(int(ev.row[i]), int(ev.layer[i]), int(ev.ip_version[i]), int(ev.ip_proto[i]),
-             int(ev.src_port[i]), int(ev.dst_port[i]), int(ev.tap[i])) for i in range(len(ev))]
+             int(ev.src_port[i]), int(ev.dst_port[i]), int(ev.tap[i]) & CONV_BITS)
+            for i in range(len(ev))]
 
 
 def _one(data: bytes, lt: int = LT_ETHERNET) -> Row:
@@ -526,3 +532,15 @@ def test_every_link_type_equals_tsharks(tmp_path: Path) -> None:
         assert len(mine) == 1
         want_version = 4 if v4 else 6 if v6 else 0
         assert (mine[0][2], mine[0][4]) == (want_version, int(sport) if sport else 0), i
+
+
+def test_the_outermost_ipv4_and_ipv6_headers_carry_the_ttl_bits() -> None:
+    inner4 = ipv4("10.0.0.1", "10.0.0.2", UDP, udp(1, 2, b"x"), ttl=9)
+    teredo6 = ipv4("192.0.2.1", "192.0.2.2", UDP, udp(3544, 50001, teredo(
+        ipv6("2001::1", "2001::2", UDP, udp(5000, 6000, b"y")))), ttl=33)
+    gre_in_gre = ipv4("192.0.2.1", "192.0.2.2", 47, gre(inner4), ttl=44)
+    _, ev = _decode([ethernet(teredo6), ethernet(gre_in_gre)])
+    got = [(int(ev.row[i]), int(ev.layer[i]), int(ev.ttl[i]),
+            int(ev.tap[i]) & (TAP_FIRST_V4 | TAP_FIRST_V6)) for i in range(len(ev))]
+    assert got == [(0, 0, 33, TAP_FIRST_V4), (0, 1, 64, TAP_FIRST_V6),
+                   (1, 0, 44, TAP_FIRST_V4), (1, 1, 9, 0)]

@@ -20,6 +20,8 @@ import truth
 from netwarden.collector import reports
 from netwarden.collector.reports import ConversationsParams, Filters, IoParams, TopParams
 from netwarden.collector.reports.protocols import ProtocolsParams
+from netwarden.collector.reports.sizes import SizesParams
+from netwarden.collector.reports.ttl import TtlParams
 from netwarden.collector.store import Store, open_store
 from netwarden.sensor.pipeline import FileAnalyzer, PipelineSettings
 
@@ -74,6 +76,11 @@ def _differences(store: Store, cap: Path) -> list[str]:
                                 ("key", "bytes", "frames"))
     diffs += truth.compare_rows("top_ports", t["top_ports"], reports.ports(store, top).rows,
                                 ("key", "bytes", "frames"))
+    ttl = reports.ttl(store, TtlParams(filters=f)).meta
+    diffs += truth.compare_stats("ttl_ipv4", t["ttl_ipv4"], ttl["ttl_ipv4"])
+    diffs += truth.compare_stats("hlim_ipv6", t["hlim_ipv6"], ttl["hlim_ipv6"])
+    sz = reports.sizes(store, SizesParams(filters=f)).meta["frame_len"]
+    diffs += truth.compare_stats("plen.frame_len", t["plen"]["frame_len"], sz)
     frames = sum(r["frames"] for r in io)
     nbytes = sum(r["bytes"] for r in io)
     if (frames, nbytes) != (t["totals"]["frames"], t["totals"]["bytes"]):

@@ -146,6 +146,24 @@ def compare_rows(section: str, want: list[dict[str, Any]], got: list[dict[str, A
     return diffs
 
 
+def compare_stats(section: str, want: dict[str, Any], got: dict[str, Any]) -> list[str]:
+    """count/min/max exactly; mean and variance to 1e-9 relative (the truth files compute
+    them in floating point, ours come from exact integer sums)."""
+    diffs = []
+    for f in ("count", "min", "max"):
+        if want.get(f) != got.get(f):
+            diffs.append(f"{section}: {f} is {got.get(f)!r}, tshark says {want.get(f)!r}")
+    for f in ("mean", "variance"):
+        w, g = want.get(f), got.get(f)
+        if (w is None) != (g is None) or (w is not None and g is not None
+                                          and abs(w - g) > 1e-9 * max(1.0, abs(w))):
+            diffs.append(f"{section}: {f} is {g!r}, tshark says {w!r}")
+    if "histogram" in want and want["histogram"] != got.get("histogram"):
+        diffs.append(f"{section}: histogram {got.get('histogram')}, tshark has "
+                     f"{want['histogram']}")
+    return diffs
+
+
 def iter_sections() -> Iterator[str]:
     yield from (f"conv_{k}" for k in CONV_KINDS)
     yield from ("phs", "io_stat_10", "top_ips", "top_ports", "totals")

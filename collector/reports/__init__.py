@@ -14,7 +14,9 @@ from .ports import ports
 from .protocols import ProtocolsParams, protocols
 from .ranking import TopParams
 from .result import QueryStore, ReportResult
+from .sizes import SizesParams, sizes
 from .talkers import talkers
+from .ttl import TtlParams, ttl
 
 __all__ = [
     "ConversationsParams",
@@ -23,11 +25,15 @@ __all__ = [
     "ProtocolsParams",
     "QueryStore",
     "ReportResult",
+    "SizesParams",
     "TopParams",
+    "TtlParams",
     "conversations",
     "io",
     "parse_time",
     "ports",
     "protocols",
+    "sizes",
     "talkers",
+    "ttl",
 ]

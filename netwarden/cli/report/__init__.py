@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from netwarden.cli.report import conversations, io, ports, protocols, talkers
+from netwarden.cli.report import conversations, io, ports, protocols, sizes, talkers, ttl
 
 __all__ = ["command"]
 
@@ -26,5 +26,5 @@ def command() -> None:
     """
 
 
-for _module in (conversations, protocols, io, talkers, ports):
+for _module in (conversations, protocols, io, talkers, ports, ttl, sizes):
     command.add_command(_module.command)
