@@ -282,6 +282,8 @@ PARAMS: list[tuple[str, dict[str, Any]]] = [
     ("io", {"interval_s": 120}),
     ("talkers", {"top": 3}),
     ("ports", {"top": 4}),
+    ("ttl", {"top": 2}),
+    ("sizes", {}),
 ]
 
 
@@ -305,7 +307,7 @@ def test_query_equals_the_report_function(filled: CollectorServer) -> None:
                           {"top": 5, "filters": {"since_ns": since, "until_ns": None,
                                                  "hosts": []}})
     assert remote.to_json() == direct.to_json()
-    assert set(REPORTS) == {"conversations", "protocols", "io", "talkers", "ports"}
+    assert set(REPORTS) == {name for name, _ in PARAMS}  # every report is covered here
 
 
 @pytest.mark.parametrize(("report", "params", "message"), [

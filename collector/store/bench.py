@@ -11,6 +11,8 @@ from netwarden.sensor.records import (
     FLOW_COLUMNS,
     SIZE_COLUMNS,
     STAT_COLUMNS,
+    TAP_FIRST_V4,
+    TAP_FIRST_V6,
     FlowBatch,
     empty,
 )
@@ -58,7 +60,11 @@ def synthetic_batch(n_rows: int, *, host: str = "bench-host", start_s: int = 1_7
     flows["ethertype"] = np.where(v6, 0x86DD, 0x0800).astype(np.uint16)
     flows["direction"] = rng.integers(0, 4, size=n, dtype=np.uint8)
     flows["layer"] = (rng.random(n) < inner_share).astype(np.uint8)
-    flows["tap"] = rng.integers(0, 8, size=n, dtype=np.uint8)
+    # conversation bits at random; the outermost-IP bits on layer-0 records (TTL statistics)
+    outer = flows["layer"] == 0
+    flows["tap"] = (rng.integers(0, 8, size=n, dtype=np.uint8)
+                    | np.where(outer & ~v6, TAP_FIRST_V4, 0).astype(np.uint8)
+                    | np.where(outer & v6, TAP_FIRST_V6, 0).astype(np.uint8))
     flows["stream"] = rng.integers(0, 10**6, size=n, dtype=np.uint64)
     flows["first_frame"] = rng.integers(1, 10**7, size=n, dtype=np.uint64)
     packets = rng.integers(1, 200, size=n, dtype=np.uint64)
