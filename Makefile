@@ -3,13 +3,15 @@ SHELL := /bin/bash
 VENV := .venv
 PYTEST_ARGS ?= -q
 
-.PHONY: help setup setup-server demo test lint bench
+.PHONY: help setup setup-server demo demo-offline test lint bench
 
 help:
-	@echo "make demo   set up, then analyze a sample capture into the embedded store and print reports"
+	@echo "make demo   set up, then a live demo (root): sensors in two network namespaces, a"
+	@echo "            collector, real HTTP/DNS/bulk traffic over IPv4 and IPv6, reports"
+	@echo "make demo-offline  set up, then analyze a sample capture into a store and print reports"
 	@echo "make test   set up (with clickhouse-server), then run the test suite"
 	@echo "make lint   ruff + mypy"
-	@echo "make bench  benchmarks"
+	@echo "make bench  benchmarks (the live ones need root)"
 	@echo "make setup  system packages, uv and .venv only"
 
 setup:
@@ -19,6 +21,9 @@ setup-server:
 	bash scripts/setup.sh --server
 
 demo: setup
+	$(VENV)/bin/python scripts/demo_live.py
+
+demo-offline: setup
 	bash scripts/demo.sh
 
 # pytest exits 5 when it collected no tests: that is a failure too.

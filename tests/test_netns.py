@@ -122,3 +122,24 @@ def test_bad_host_names_are_refused():
         Topology(["A-very-long-name"])
     with pytest.raises(ValueError, match="repeat"):
         Topology(["a", "a"])
+
+
+def test_prefix_names_the_namespaces_and_scopes_clean_stale():
+    require_netns()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    stale_other = f"nwq-{int(dead.stdout)}-abcdef-a"
+    _ip("netns", "add", stale_other)
+    try:
+        with Topology(["a"], prefix="nwq-") as topo:  # cleans nwq- leftovers of the dead
+            assert topo.ns("a").startswith(f"nwq-{os.getpid()}-")
+            assert topo.ns("a") in _namespaces()
+            assert stale_other not in _namespaces()
+        assert topo.ns("a") not in _namespaces()
+        _ip("netns", "add", stale_other)
+        assert stale_other not in clean_stale()  # the default prefix leaves it alone
+        assert stale_other in _namespaces()
+    finally:
+        _ip("netns", "del", stale_other, check=False)
+    with pytest.raises(ValueError, match="prefix"):
+        Topology(["a"], prefix="Bad")
