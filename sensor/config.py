@@ -55,7 +55,7 @@ class CaptureSection(ConfigModel):
         default=MAX_SNAPLEN, ge=64, le=MAX_SNAPLEN,
         description="bytes kept per packet; below the maximum libpcap reads packets one "
                     "by one (slower)")
-    buffer_mb: int = Field(default=64, ge=1, le=4096,
+    buffer_mb: int = Field(default=32, ge=1, le=4096,
                            description="kernel capture buffer per interface, MiB")
     promisc: bool = Field(default=False, description="put the interfaces in promiscuous mode")
 
@@ -74,7 +74,7 @@ class DissectionSection(ConfigModel):
     enabled: bool = Field(default=True, description="dissect packets for the protocol "
                                                     "hierarchy")
     max_packets_per_s: float = Field(
-        default=20_000.0, ge=0,
+        default=5_000.0, ge=0,
         description="above this rate the dissector samples (counts stay exact); 0: no limit")
 
 

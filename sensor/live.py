@@ -135,7 +135,7 @@ class LiveSource:
 
     def __init__(self, interfaces: Sequence[str], *, bpf: str = "", snaplen: int = MAX_SNAPLEN,
                  buffer_mb: int = 64, promisc: bool = False, nanoseconds: bool = True,
-                 max_batch_packets: int = 262144, max_batch_mb: int = 64) -> None:
+                 max_batch_packets: int = 65536, max_batch_mb: int = 16) -> None:
         if isinstance(interfaces, str):
             interfaces = [interfaces]
         if not interfaces:
