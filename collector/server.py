@@ -37,30 +37,19 @@ from netwarden.collector.config import CollectorConfig
 from netwarden.collector.ingest import Ingest
 from netwarden.collector.query import has_records, result_json, run_report
 from netwarden.collector.store import Store, StoreError, open_store
-from netwarden.endpoint import split_endpoint
+from netwarden.endpoint import grpc_options, split_endpoint
 from netwarden.errors import InputError, NetwardenError, RuntimeFailure, UsageError
 from netwarden.logging import get_logger
 from netwarden.proto import netwarden_pb2 as pb
 from netwarden.proto import netwarden_pb2_grpc as pb_grpc
 from netwarden.sensor.wire import PROTOCOL_VERSION, WireError, decode_batch
 
-__all__ = ["CollectorServer", "grpc_options"]
+__all__ = ["CollectorServer"]
 
 log = get_logger("netwarden.collector")
 
 QUERY_WORKERS = 8
 
-
-def grpc_options(max_message_bytes: int) -> list[tuple[str, int]]:
-    """Channel options shared by the server and its clients."""
-    return [
-        ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.max_send_message_length", max_message_bytes),
-        ("grpc.keepalive_time_ms", 30_000),
-        ("grpc.keepalive_timeout_ms", 10_000),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.max_pings_without_data", 0),
-    ]
 
 
 def _error(reason: str, seq: int = 0) -> pb.CollectorMessage:

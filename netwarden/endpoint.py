@@ -7,7 +7,8 @@ from typing import Final
 
 from pydantic_core import PydanticCustomError
 
-__all__ = ["DEFAULT_COLLECTOR", "check_endpoint", "check_listen", "split_endpoint"]
+__all__ = ["DEFAULT_COLLECTOR", "check_endpoint", "check_listen", "grpc_options",
+           "split_endpoint"]
 
 DEFAULT_COLLECTOR: Final = "127.0.0.1:50051"
 
@@ -43,3 +44,16 @@ def _validated(text: str, *, allow_port_zero: bool) -> str:
     except ValueError as exc:
         raise PydanticCustomError("endpoint", "{problem}", {"problem": str(exc)}) from None
     return text
+
+
+def grpc_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    """gRPC options shared by the collector's server and its clients: message size
+    limits, and keepalives that find a dead peer in about 40 s."""
+    return [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]

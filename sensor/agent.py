@@ -39,6 +39,7 @@ import grpc
 import numpy as np
 import psutil
 
+from netwarden.endpoint import grpc_options
 from netwarden.logging import get_logger
 from netwarden.proto import netwarden_pb2 as pb
 from netwarden.proto import netwarden_pb2_grpc as pb_grpc
@@ -83,16 +84,9 @@ class PacketSource(Protocol):
 
 
 def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
-    """gRPC channel options of the sensor (keepalive finds a dead collector in ~40 s)."""
-    return [
-        ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.max_send_message_length", max_message_bytes),
-        ("grpc.keepalive_time_ms", 30_000),
-        ("grpc.keepalive_timeout_ms", 10_000),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.max_pings_without_data", 0),
-        ("grpc.enable_retries", 0),
-    ]
+    """gRPC channel options of the sensor: the shared ones, and no transparent retries
+    (the sensor resends from its outbox itself)."""
+    return [*grpc_options(max_message_bytes), ("grpc.enable_retries", 0)]
 
 
 @dataclasses.dataclass
