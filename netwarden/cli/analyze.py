@@ -82,13 +82,17 @@ def _run(cfg: Any, files: tuple[Path, ...]) -> None:
         starting.wait()
         store.write(batch)
 
+    def flush() -> None:
+        starting.wait()
+        store.flush()
+
     try:
         for path in files:
             host = p.host or path.name
             fa = analyzers.setdefault(host, FileAnalyzer(host, settings))
             try:
-                with _progress(path) as progress:
-                    res = fa.run(path, sink, progress, accounted=store.flush,
+                with _Progress(path) as progress:
+                    res = fa.run(path, sink, progress, accounted=flush,
                                  started=starting.begin)
             except InputError as exc:
                 click.echo(f"netwarden: error: {exc.message}", err=True)
@@ -143,7 +147,7 @@ class _Background:
         return self._exc is None
 
 
-class _progress:
+class _Progress:
     """A progress bar on a terminal; nothing otherwise."""
 
     def __init__(self, path: Path) -> None:
