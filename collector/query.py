@@ -7,8 +7,9 @@ code here. ``params`` is a JSON object::
     {"filters": {"since_ns": 1700000000000000000, "until_ns": null, "hosts": ["web1"]},
      "top": 10, "kind": "tcp", "interval_s": 60}
 
-``filters`` is accepted by every report; ``top`` by conversations, talkers and ports;
-``kind`` by conversations; ``interval_s`` by io. Anything else, or a value of the wrong
+``filters`` is accepted by every report; ``top`` by conversations, talkers, ports, ttl,
+usage (``null``: every pair) and transport; ``kind`` by conversations; ``interval_s`` by io;
+``step_s`` by timeline. Anything else, or a value of the wrong
 type, is a :class:`~netwarden.errors.UsageError` naming the key.
 """
 
@@ -32,8 +33,12 @@ from netwarden.collector.reports import (
     protocols,
     talkers,
 )
+from netwarden.collector.reports.protocol_counts import ProtocolCountsParams, protocol_counts
 from netwarden.collector.reports.sizes import SizesParams, sizes
+from netwarden.collector.reports.timeline import TimelineParams, timeline
+from netwarden.collector.reports.transport import transport
 from netwarden.collector.reports.ttl import TtlParams, ttl
+from netwarden.collector.reports.usage import usage
 from netwarden.errors import UsageError
 
 __all__ = ["REPORTS", "filters_json", "has_records", "result_from_json", "result_json",
@@ -71,6 +76,22 @@ def _sizes(store: QueryStore, filters: Filters, p: Mapping[str, Any]) -> ReportR
     return sizes(store, SizesParams(filters=filters))
 
 
+def _usage(store: QueryStore, filters: Filters, p: Mapping[str, Any]) -> ReportResult:
+    return usage(store, TopParams(filters=filters, top=p.get("top", 10)))
+
+
+def _timeline(store: QueryStore, filters: Filters, p: Mapping[str, Any]) -> ReportResult:
+    return timeline(store, TimelineParams(filters=filters, step_s=p.get("step_s") or 60))
+
+
+def _transport(store: QueryStore, filters: Filters, p: Mapping[str, Any]) -> ReportResult:
+    return transport(store, TopParams(filters=filters, top=p.get("top", 10)))
+
+
+def _protocol_counts(store: QueryStore, filters: Filters, p: Mapping[str, Any]) -> ReportResult:
+    return protocol_counts(store, ProtocolCountsParams(filters=filters))
+
+
 # name -> (runner, accepted keys besides "filters", with their types)
 REPORTS: Final[dict[str, tuple[_Runner, dict[str, type]]]] = {
     "conversations": (_conversations, {"kind": str, "top": int}),
@@ -80,6 +101,10 @@ REPORTS: Final[dict[str, tuple[_Runner, dict[str, type]]]] = {
     "ports": (_ports, {"top": int}),
     "ttl": (_ttl, {"top": int}),
     "sizes": (_sizes, {}),
+    "usage": (_usage, {"top": int}),
+    "timeline": (_timeline, {"step_s": int}),
+    "transport": (_transport, {"top": int}),
+    "protocol_counts": (_protocol_counts, {}),
 }
 
 

@@ -284,6 +284,10 @@ PARAMS: list[tuple[str, dict[str, Any]]] = [
     ("ports", {"top": 4}),
     ("ttl", {"top": 2}),
     ("sizes", {}),
+    ("usage", {"top": 3}),
+    ("timeline", {"step_s": 3600}),
+    ("transport", {"top": 2}),
+    ("protocol_counts", {}),
 ]
 
 

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import click
 
-from netwarden.cli.report import conversations, io, ports, protocols, sizes, talkers, ttl
+from netwarden.cli.report import (
+    conversations,
+    io,
+    ports,
+    protocols,
+    sizes,
+    talkers,
+    timeline,
+    transport,
+    ttl,
+    usage,
+)
 
 __all__ = ["command"]
 
@@ -26,5 +37,6 @@ def command() -> None:
     """
 
 
-for _module in (conversations, protocols, io, talkers, ports, ttl, sizes):
+for _module in (conversations, protocols, io, talkers, ports, ttl, sizes, usage, timeline,
+                transport):
     command.add_command(_module.command)

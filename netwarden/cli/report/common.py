@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from netwarden.collector.reports import Filters, ReportResult
     from netwarden.collector.store import Store
 
-__all__ = ["CommonOptions", "common", "common_options", "run", "top_option"]
+__all__ = ["CommonOptions", "common", "common_options", "emit", "fetch", "run", "top_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -152,14 +152,23 @@ def _check_local_store(target: str) -> None:
 def run(opts: CommonOptions, report: str, params: dict[str, Any] | None = None) -> None:
     """Run ``report`` with ``params`` (see :mod:`netwarden.collector.query`; the filters
     come from the common options) on the store or the collector; write the result."""
+    emit(opts, fetch(opts, report, params))
+
+
+def fetch(opts: CommonOptions, report: str, params: dict[str, Any] | None = None
+          ) -> ReportResult:
+    """The result of ``report`` with ``params`` from the store or the collector."""
     filters = _filters(opts)
     from netwarden.collector.query import filters_json
 
     full = {**(params or {}), "filters": filters_json(filters)}
     if opts.collector is not None:
-        result = _from_collector(opts, report, full)
-    else:
-        result = _from_store(opts, report, full)
+        return _from_collector(opts, report, full)
+    return _from_store(opts, report, full)
+
+
+def emit(opts: CommonOptions, result: ReportResult) -> None:
+    """Write ``result`` in ``opts.fmt`` to ``opts.output`` or standard output."""
     from netwarden.collector.reports.output import write
 
     if opts.output is None:

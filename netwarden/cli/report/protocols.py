@@ -12,12 +12,17 @@ __all__ = ["command"]
 
 
 @click.command(name="protocols", short_help="Protocol hierarchy (tshark -z io,phs).")
+@click.option("--flat", is_flag=True, default=False,
+              help="Instead of the tree: frames, bytes and unique source addresses per "
+                   "network/transport protocol (from the flow records).")
 @common_options
-def command(**kwargs: Any) -> None:
+def command(flat: bool, **kwargs: Any) -> None:
     """Protocol hierarchy: frames and bytes per dissection path (tshark -z io,phs).
 
     A frame counts under every protocol of its path. csv output flattens the tree to
-    depth, path, protocol, frames, bytes rows.
+    depth, path, protocol, frames, bytes rows. --flat lists network, transport, frames,
+    bytes and unique sources per protocol of the outermost IP header (ethertype for
+    non-IP frames).
     """
     opts = common(kwargs)
-    run(opts, "protocols")
+    run(opts, "protocol_counts" if flat else "protocols")
