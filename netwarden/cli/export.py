@@ -11,9 +11,9 @@ import click
 from netwarden.cli.report.common import (
     CommonOptions,
     TimeType,
-    _check_local_store,
-    _filters,
-    _store_settings,
+    check_local_store,
+    filters_of,
+    store_settings,
 )
 from netwarden.errors import RuntimeFailure, UsageError
 
@@ -57,9 +57,9 @@ def command(**kwargs: Any) -> None:
         raise UsageError("--format parquet needs --output FILE (it is not a stream format)")
     if key is not None and not key:
         raise UsageError("--anonymize: the key is empty")
-    filters = _filters(opts)
-    target, database = _store_settings(opts)
-    _check_local_store(target)
+    filters = filters_of(opts)
+    target, database = store_settings(opts)
+    check_local_store(target)
 
     from netwarden.collector.anonymize import PrefixAnonymizer
     from netwarden.collector.export import export

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from netwarden.collector.reports import Filters, ReportResult
     from netwarden.collector.store import Store
 
-__all__ = ["CommonOptions", "common", "common_options", "emit", "fetch", "run", "top_option"]
+__all__ = ["CommonOptions", "check_local_store", "common", "common_options", "emit", "fetch",
+           "filters_of", "run", "store_settings", "top_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -116,7 +117,7 @@ def common(kwargs: dict[str, Any]) -> CommonOptions:
     )
 
 
-def _filters(opts: CommonOptions) -> Filters:
+def filters_of(opts: CommonOptions) -> Filters:
     from netwarden.collector.reports import Filters
 
     try:
@@ -125,7 +126,7 @@ def _filters(opts: CommonOptions) -> Filters:
         raise UsageError(f"--since/--until: {exc}") from None
 
 
-def _store_settings(opts: CommonOptions) -> tuple[str, str]:
+def store_settings(opts: CommonOptions) -> tuple[str, str]:
     from netwarden.config import ReportConfig, load_config
 
     config = load_config(
@@ -135,7 +136,7 @@ def _store_settings(opts: CommonOptions) -> tuple[str, str]:
     return config.store.target, config.store.database
 
 
-def _check_local_store(target: str) -> None:
+def check_local_store(target: str) -> None:
     """A directory target must be an existing chdb data directory (never create one)."""
     if _URL.match(target):
         return
@@ -158,7 +159,7 @@ def run(opts: CommonOptions, report: str, params: dict[str, Any] | None = None) 
 def fetch(opts: CommonOptions, report: str, params: dict[str, Any] | None = None
           ) -> ReportResult:
     """The result of ``report`` with ``params`` from the store or the collector."""
-    filters = _filters(opts)
+    filters = filters_of(opts)
     from netwarden.collector.query import filters_json
 
     full = {**(params or {}), "filters": filters_json(filters)}
@@ -200,8 +201,8 @@ def _from_collector(opts: CommonOptions, report: str, params: dict[str, Any]) ->
 
 
 def _from_store(opts: CommonOptions, report: str, params: dict[str, Any]) -> ReportResult:
-    target, database = _store_settings(opts)
-    _check_local_store(target)
+    target, database = store_settings(opts)
+    check_local_store(target)
     from netwarden.collector.query import run_report
     from netwarden.collector.store import StoreError, open_store
 
