@@ -63,7 +63,7 @@ class Dissection(_message.Message):
     def __init__(self, enabled: _Optional[bool] = ..., max_packets_per_s: _Optional[float] = ...) -> None: ...
 
 class FlowBatch(_message.Message):
-    __slots__ = ("seq", "host", "interval_s", "first_start_ns", "last_start_ns", "flows", "chains", "sizes", "stats")
+    __slots__ = ("seq", "host", "interval_s", "first_start_ns", "last_start_ns", "flows", "chains", "sizes", "stats", "names")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
@@ -73,6 +73,7 @@ class FlowBatch(_message.Message):
     CHAINS_FIELD_NUMBER: _ClassVar[int]
     SIZES_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
     seq: int
     host: str
     interval_s: int
@@ -82,7 +83,8 @@ class FlowBatch(_message.Message):
     chains: Table
     sizes: Table
     stats: Table
-    def __init__(self, seq: _Optional[int] = ..., host: _Optional[str] = ..., interval_s: _Optional[int] = ..., first_start_ns: _Optional[int] = ..., last_start_ns: _Optional[int] = ..., flows: _Optional[_Union[Table, _Mapping]] = ..., chains: _Optional[_Union[Table, _Mapping]] = ..., sizes: _Optional[_Union[Table, _Mapping]] = ..., stats: _Optional[_Union[Table, _Mapping]] = ...) -> None: ...
+    names: Table
+    def __init__(self, seq: _Optional[int] = ..., host: _Optional[str] = ..., interval_s: _Optional[int] = ..., first_start_ns: _Optional[int] = ..., last_start_ns: _Optional[int] = ..., flows: _Optional[_Union[Table, _Mapping]] = ..., chains: _Optional[_Union[Table, _Mapping]] = ..., sizes: _Optional[_Union[Table, _Mapping]] = ..., stats: _Optional[_Union[Table, _Mapping]] = ..., names: _Optional[_Union[Table, _Mapping]] = ...) -> None: ...
 
 class Table(_message.Message):
     __slots__ = ("rows", "columns")

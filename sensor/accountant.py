@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
 
 from netwarden.sensor import aggregate
 from netwarden.sensor.decode import Events, decode
+from netwarden.sensor.enrich import PacketView
 from netwarden.sensor.fragments import Reassembler
 from netwarden.sensor.records import (
     CHAIN_COLUMNS,
@@ -78,7 +79,8 @@ class Accountant:
 
     def __init__(self, host: str, *, interval_s: int = 10, host_addresses: Sequence[str] = (),
                  align: Align = "wall", source: str = "", batch_packets: int = 65536,
-                 frame_base: int = 0) -> None:
+                 frame_base: int = 0,
+                 observer: Callable[[PacketView], None] | None = None) -> None:
         if interval_s <= 0:
             raise ValueError(f"interval_s must be positive, got {interval_s}")
         self.host = host
@@ -99,6 +101,7 @@ class Accountant:
         self._stats: dict[int, list[int]] = {}  # interval start -> [packets, bytes]
         self._dropped = 0
         self._not_dissected = 0
+        self.observer = observer  # enrichers' view of every accounted batch
 
     # ------------------------------------------------------------------ input
 
@@ -170,6 +173,11 @@ class Accountant:
             "ttl_sum": ttl, "ttl_sq": ttl * ttl,
             "tcp_flags": ev.tcp_flags,
         }
+        if self.observer is not None:
+            self.observer(PacketView(
+                b.buf, b.offset, b.caplen, b.wirelen, b.linktype, b.ts_ns, frame_no,
+                rows, ev.layer, sid, ev.ip_proto, ev.src_port, ev.dst_port, ev.src_hi,
+                ev.src_lo, ev.dst_hi, ev.dst_lo, direction, starts[rows]))
         grouped = aggregate.group(part)
         self._pending.append(grouped)
         self._pending_rows += len(grouped["packets"])

@@ -45,6 +45,7 @@ from netwarden.proto import netwarden_pb2 as pb
 from netwarden.proto import netwarden_pb2_grpc as pb_grpc
 from netwarden.sensor.accountant import Accountant, PacketBatch
 from netwarden.sensor.config import SensorConfig, effective
+from netwarden.sensor.enrich import Enrichers
 from netwarden.sensor.hostaddrs import HostAddresses
 from netwarden.sensor.livedissect import DissectedInterval, LiveDissector
 from netwarden.sensor.outbox import Outbox
@@ -113,7 +114,8 @@ class SensorAgent:
 
     def __init__(self, config: SensorConfig, source: PacketSource, *,
                  source_name: str | None = None, outbox: Outbox | None = None,
-                 addresses: HostAddresses | None = None) -> None:
+                 addresses: HostAddresses | None = None,
+                 enrichers: Enrichers | None = None) -> None:
         self.config = effective(config)
         self.host: str = self.config.sensor.host or "localhost"
         self.source = source
@@ -122,6 +124,9 @@ class SensorAgent:
         self.outbox = outbox if outbox is not None else Outbox(self.config.transport.buffer_bytes)
         self.stats = AgentStats()
         self._addresses = addresses
+        # app labels and process attribution (sensor/enrich.py); built in start() from
+        # the configuration when not given
+        self._enrichers = enrichers
         self._accountant: Accountant | None = None
         self._dissector: LiveDissector | None = None
         self._chains: list[Columns] = []  # hierarchy rows waiting for the next flush
@@ -157,9 +162,12 @@ class SensorAgent:
         if self._addresses is None:
             extra = [str(a) for a in self.config.sensor.host_addresses]
             self._addresses = HostAddresses(every_s=5.0, extra=extra)
+        if self._enrichers is None:
+            self._enrichers = Enrichers()
         self._accountant = Accountant(
             self.host, interval_s=self.config.sensor.interval_s,
-            host_addresses=self._addresses.addresses, align="wall", source=self.source_name)
+            host_addresses=self._addresses.addresses, align="wall", source=self.source_name,
+            observer=self._enrichers.observe if self._enrichers else None)
         d = self.config.dissection
         if d.enabled:
             interval_s = self.config.sensor.interval_s
@@ -225,6 +233,8 @@ class SensorAgent:
             finally:
                 if self._dissector is not None:
                     self._dissector.stop()
+                if self._enrichers is not None:
+                    self._enrichers.close()
                 self._capture_ended.set()
 
     def _capture_until_stopped(self) -> None:
@@ -277,6 +287,8 @@ class SensorAgent:
             self._chains = []
         if not any(nrows(getattr(batch, t)) for t, _ in TABLES):
             return
+        if self._enrichers:
+            self._enrichers.enrich(batch)
         self.stats.flushes += 1
         for piece in split_batch(batch, self.config.transport.max_batch_rows):
             msg = encode_batch(piece, 0)

@@ -77,8 +77,10 @@ def to_records(p: Partial) -> Columns:
             raw[:, 0] = p[pre + "_hi"]
             raw[:, 1] = p[pre + "_lo"]
             out[name] = raw.view("S16").reshape(n)
-        elif name == "app":
+        elif dt is object:  # enrichment strings, filled later
             out[name] = np.full(n, "", dtype=object)
+        elif name not in p:  # enrichment numbers (pid)
+            out[name] = np.zeros(n, dtype=dt)
         else:
             out[name] = p[name].astype(dt, copy=False)
     return out

@@ -16,6 +16,7 @@ import numpy as np
 
 from netwarden.sensor import hierarchy
 from netwarden.sensor.accountant import Accountant, PacketBatch, address_pairs
+from netwarden.sensor.enrich import Enrichers
 from netwarden.sensor.pcapfile import read_index
 from netwarden.sensor.records import (
     CHAIN_COLUMNS,
@@ -58,9 +59,11 @@ class FileResult:
 class FileAnalyzer:
     """Analyse capture files for one host. Inert until :meth:`run` is called."""
 
-    def __init__(self, host: str, settings: PipelineSettings) -> None:
+    def __init__(self, host: str, settings: PipelineSettings,
+                 enrichers: Enrichers | None = None) -> None:
         self.host = host
         self.settings = settings
+        self.enrichers = enrichers if enrichers is not None else Enrichers()
         self._frame_base = 0  # frames numbered across files, so streams stay distinct
 
     def run(self, path: Path, sink: Callable[[FlowBatch], None],
@@ -93,7 +96,8 @@ class FileAnalyzer:
             started()
         acc = Accountant(self.host, interval_s=st.interval_s,
                          host_addresses=st.host_addresses, align="first", source=path.name,
-                         batch_packets=st.batch_packets, frame_base=self._frame_base)
+                         batch_packets=st.batch_packets, frame_base=self._frame_base,
+                         observer=self.enrichers.observe if self.enrichers else None)
         records = 0
         stats_parts: list[Columns] = []
         try:
@@ -135,8 +139,10 @@ class FileAnalyzer:
         finally:
             if run is not None:
                 run.close()
-        sink(FlowBatch(self.host, st.interval_s, empty(FLOW_COLUMNS), chains,
-                       empty(SIZE_COLUMNS), stats))
+        last = FlowBatch(self.host, st.interval_s, empty(FLOW_COLUMNS), chains,
+                         empty(SIZE_COLUMNS), stats)
+        self.enrichers.enrich(last)
+        sink(last)
         self._frame_base += n
         return FileResult(path, n, int(idx.wirelen.sum(dtype=np.uint64)), records,
                           warnings, hier_frames)
@@ -145,6 +151,8 @@ class FileAnalyzer:
         """Hand out the records and sizes of ``out`` (statistics come last)."""
         n = len(out.flows["packets"])
         if n or len(out.sizes["packets"]):
-            sink(FlowBatch(out.host, out.interval_s, out.flows, out.chains, out.sizes,
-                           empty(STAT_COLUMNS)))
+            batch = FlowBatch(out.host, out.interval_s, out.flows, out.chains, out.sizes,
+                              empty(STAT_COLUMNS))
+            self.enrichers.enrich(batch)
+            sink(batch)
         return n

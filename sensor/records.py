@@ -81,7 +81,12 @@ FLOW_COLUMNS: Final[Mapping[str, npt.DTypeLike]] = {
     "ttl_sum": np.uint64,
     "ttl_sq": np.uint64,  # sum of squares
     "tcp_flags": np.uint16,  # OR of the flags seen
-    "app": object,  # app label (str); "" until the enrichment issue
+    # enrichment (see sensor/enrich.py): filled after accounting, "" / 0 when unknown
+    "app": object,  # app label, from the rules file (e.g. "youtube"), the name or the port
+    "app_name": object,  # the server name the label came from (SNI or DNS answer)
+    "app_source": object,  # where the label came from: "tls", "quic", "dns", "port" or ""
+    "process": object,  # owning local process (comm name), live sensors only
+    "pid": np.uint32,
 }
 
 # Protocol hierarchy: frames whose top-level dissection chain is exactly ``path``
@@ -114,6 +119,22 @@ STAT_COLUMNS: Final[Mapping[str, npt.DTypeLike]] = {
     "dropped": np.uint64,  # kernel drops (live) / unreadable records (files)
     "not_dissected": np.uint64,  # frames the hierarchy pass did not see
     "source": object,  # file name or interface
+    # process attribution (live): bytes of the interval's outermost-layer records that
+    # involve this host (direction in/out/local), and the part of them a local process
+    # was found for. Per interval, carried on the interval's first statistics row.
+    "local_bytes": np.uint64,
+    "process_bytes": np.uint64,
+}
+
+# Names seen by the app dissection (sensor/enrich.py), per interval: TLS/QUIC server
+# names (ClientHello SNI, counted per occurrence as tshark's
+# ``tls.handshake.extensions_server_name``) and DNS query names (once per frame that
+# asks, as ``dns.qry.name``).
+NAME_COLUMNS: Final[Mapping[str, npt.DTypeLike]] = {
+    "start_ns": np.int64,
+    "source": object,  # "tls", "quic" or "dns"
+    "name": object,
+    "frames": np.uint64,
 }
 
 Columns = dict[str, np.ndarray]
@@ -153,8 +174,9 @@ class FlowBatch:
     chains: Columns
     sizes: Columns
     stats: Columns
+    names: Columns = dataclasses.field(default_factory=lambda: empty(NAME_COLUMNS))
 
     @classmethod
     def empty(cls, host: str, interval_s: int) -> FlowBatch:
         return cls(host, interval_s, empty(FLOW_COLUMNS), empty(CHAIN_COLUMNS),
-                   empty(SIZE_COLUMNS), empty(STAT_COLUMNS))
+                   empty(SIZE_COLUMNS), empty(STAT_COLUMNS), empty(NAME_COLUMNS))

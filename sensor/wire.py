@@ -26,6 +26,7 @@ from netwarden.proto import netwarden_pb2 as pb
 from netwarden.sensor.records import (
     CHAIN_COLUMNS,
     FLOW_COLUMNS,
+    NAME_COLUMNS,
     SIZE_COLUMNS,
     STAT_COLUMNS,
     Columns,
@@ -51,7 +52,7 @@ _INDEX: Final = np.dtype("<u4")
 # (FlowBatch attribute = protobuf field, column spec), in store insert order.
 TABLES: Final[tuple[tuple[str, Mapping[str, npt.DTypeLike]], ...]] = (
     ("flows", FLOW_COLUMNS), ("chains", CHAIN_COLUMNS), ("sizes", SIZE_COLUMNS),
-    ("stats", STAT_COLUMNS),
+    ("stats", STAT_COLUMNS), ("names", NAME_COLUMNS),
 )
 
 
@@ -160,7 +161,7 @@ def decode_batch(msg: pb.FlowBatch) -> tuple[FlowBatch, int]:
             raise WireError(f"{label}: {table}: table missing")
         tables[table] = _decode_table(label, table, spec, getattr(msg, table))
     batch = FlowBatch(msg.host, int(msg.interval_s), tables["flows"], tables["chains"],
-                      tables["sizes"], tables["stats"])
+                      tables["sizes"], tables["stats"], tables["names"])
     _check_span(label, msg, batch)
     return batch, seq
 
@@ -242,5 +243,6 @@ def split_batch(batch: FlowBatch, max_rows: int) -> list[FlowBatch]:
         cut = slice(lo, lo + max_rows)
         parts = {t: {k: v[cut] for k, v in getattr(batch, t).items()} for t, _ in TABLES}
         pieces.append(FlowBatch(batch.host, batch.interval_s, parts["flows"],
-                                parts["chains"], parts["sizes"], parts["stats"]))
+                                parts["chains"], parts["sizes"], parts["stats"],
+                                parts["names"]))
     return pieces

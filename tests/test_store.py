@@ -349,7 +349,8 @@ def test_rows_wait_for_batch_rows(store_factory: Factory, kind: str) -> None:
     assert count(store, "flows") == 1100
     assert count(store, "usage_15m") > 0
     assert store.inserts == 4
-    assert store.pending() == {"flows": 0, "proto_chains": 0, "pkt_sizes": 0, "capture_stats": 0}
+    assert store.pending() == {"flows": 0, "proto_chains": 0, "pkt_sizes": 0, "capture_stats": 0,
+                               "app_names": 0}
     assert store.write(small(10, 4)) == 0
     assert store.flush() == 10
     assert count(store, "flows") == 1110

@@ -13,6 +13,7 @@ from netwarden.proto import netwarden_pb2 as pb
 from netwarden.sensor.records import (
     CHAIN_COLUMNS,
     FLOW_COLUMNS,
+    NAME_COLUMNS,
     SIZE_COLUMNS,
     STAT_COLUMNS,
     FlowBatch,
@@ -196,8 +197,9 @@ def test_wire_dtypes_follow_records_py() -> None:
     assert wire_dtype(np.int64) == "<i8"
     assert wire_dtype("S16") == "|S16"
     assert wire_dtype(object) == "str"
-    assert [t for t, _ in TABLES] == ["flows", "chains", "sizes", "stats"]
-    assert [s for _, s in TABLES] == [FLOW_COLUMNS, CHAIN_COLUMNS, SIZE_COLUMNS, STAT_COLUMNS]
+    assert [t for t, _ in TABLES] == ["flows", "chains", "sizes", "stats", "names"]
+    assert [s for _, s in TABLES] == [FLOW_COLUMNS, CHAIN_COLUMNS, SIZE_COLUMNS, STAT_COLUMNS,
+                                      NAME_COLUMNS]
 
 
 def test_split_batch_keeps_every_row_in_order() -> None:

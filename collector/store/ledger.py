@@ -51,15 +51,18 @@ class BatchMark:
     chain_rows: int = 0
     size_rows: int = 0
     stat_rows: int = 0
+    name_rows: int = 0
 
     @classmethod
     def of(cls, batch: FlowBatch, seq: int, host: str | None = None) -> BatchMark:
         starts = [np.asarray(t["start_ns"]) for t in
-                  (batch.flows, batch.chains, batch.sizes, batch.stats) if nrows(t)]
+                  (batch.flows, batch.chains, batch.sizes, batch.stats, batch.names)
+                  if nrows(t)]
         first = min(int(s.min()) for s in starts) if starts else 0
         last = max(int(s.max()) for s in starts) if starts else 0
         return cls(host or batch.host, seq, first, last, nrows(batch.flows),
-                   nrows(batch.chains), nrows(batch.sizes), nrows(batch.stats))
+                   nrows(batch.chains), nrows(batch.sizes), nrows(batch.stats),
+                   nrows(batch.names))
 
 
 def stored_seq(backend: Backend, host: str) -> int:
@@ -138,6 +141,6 @@ def record(backend: Backend, database: str, marks: Sequence[BatchMark],
     }
     for name in ("first_start_ns", "last_start_ns"):
         cols[name] = np.array([getattr(m, name) for m in marks], dtype=np.int64)
-    for name in ("flow_rows", "chain_rows", "size_rows", "stat_rows"):
+    for name in ("flow_rows", "chain_rows", "size_rows", "stat_rows", "name_rows"):
         cols[name] = np.array([getattr(m, name) for m in marks], dtype=np.uint64)
     backend.insert(database, SENSOR_BATCHES, cols)

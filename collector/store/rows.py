@@ -11,13 +11,14 @@ from netwarden.sensor.records import FlowBatch
 
 from .backend import Columns
 from .errors import StoreError
-from .schema import CAPTURE_STATS, FLOWS, PKT_SIZES, PROTO_CHAINS, Column, Table
+from .schema import APP_NAMES, CAPTURE_STATS, FLOWS, PKT_SIZES, PROTO_CHAINS, Column, Table
 
 NS_PER_S = 1_000_000_000
 
 # (table, FlowBatch attribute) in insert order.
 BATCH_TABLES: tuple[tuple[Table, str], ...] = (
     (FLOWS, "flows"), (PROTO_CHAINS, "chains"), (PKT_SIZES, "sizes"), (CAPTURE_STATS, "stats"),
+    (APP_NAMES, "names"),
 )
 
 

@@ -33,7 +33,13 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from netwarden.sensor.records import CHAIN_COLUMNS, FLOW_COLUMNS, SIZE_COLUMNS, STAT_COLUMNS
+from netwarden.sensor.records import (
+    CHAIN_COLUMNS,
+    FLOW_COLUMNS,
+    NAME_COLUMNS,
+    SIZE_COLUMNS,
+    STAT_COLUMNS,
+)
 
 from .errors import StoreError
 from .sql import ident
@@ -47,10 +53,10 @@ Kind = Literal["number", "address", "string", "datetime", "min_state"]
 # Modern-only compression roles.
 Codec = Literal["", "time", "nanos", "counter", "address"]
 
-LOW_CARDINALITY: Final = frozenset({"host", "app", "path", "source"})
+LOW_CARDINALITY: Final = frozenset({"host", "app", "app_source", "process", "path", "source"})
 COUNTERS: Final = frozenset({
     "packets", "bytes", "frames", "ttl_sum", "ttl_sq", "stream", "first_frame", "dropped",
-    "not_dissected", "seq", "bytes_in", "bytes_out", "packets_in", "packets_out", "flows",
+    "not_dissected", "seq", "local_bytes", "process_bytes", "bytes_in", "bytes_out", "packets_in", "packets_out", "flows",
 })
 NANOS: Final = frozenset({"start_ns", "first_seen", "last_seen"})
 
@@ -177,6 +183,7 @@ _FLOW_COLS: Final = columns_from_spec(FLOW_COLUMNS)
 _CHAIN_COLS: Final = columns_from_spec(CHAIN_COLUMNS)
 _SIZE_COLS: Final = columns_from_spec(SIZE_COLUMNS)
 _STAT_COLS: Final = columns_from_spec(STAT_COLUMNS)
+_NAME_COLS: Final = columns_from_spec(NAME_COLUMNS)
 
 
 def _pick(cols: tuple[Column, ...], *names: str) -> tuple[Column, ...]:
@@ -205,6 +212,10 @@ PKT_SIZES: Final = Table(
 CAPTURE_STATS: Final = Table(
     "capture_stats", (HOST, TS, INTERVAL, *_STAT_COLS, SEQ),
     order_by=("host", "ts", "source"), partition="day", retention="raw",
+)
+APP_NAMES: Final = Table(
+    "app_names", (HOST, TS, *_NAME_COLS, SEQ),
+    order_by=("host", "ts", "source", "name"), partition="day", retention="raw",
 )
 
 # Rollups (SummingMergeTree with explicit sum tuples), monthly partitions.
@@ -241,11 +252,11 @@ SIZES_1H: Final = Table(
 SENSOR_BATCHES: Final = Table(
     "sensor_batches",
     (HOST, SEQ, TS, Column("first_start_ns", np.int64), Column("last_start_ns", np.int64),
-     *_u64("flow_rows", "chain_rows", "size_rows", "stat_rows")),
+     *_u64("flow_rows", "chain_rows", "size_rows", "stat_rows", "name_rows")),
     order_by=("host", "seq"), primary_key=("host", "seq"), partition="month", retention="none",
 )
 
-RAW_TABLES: Final = (FLOWS, PROTO_CHAINS, PKT_SIZES, CAPTURE_STATS)
+RAW_TABLES: Final = (FLOWS, PROTO_CHAINS, PKT_SIZES, CAPTURE_STATS, APP_NAMES)
 ROLLUP_TABLES: Final = (USAGE_15M, TALKERS_1H, CHAINS_1H, SIZES_1H)
 TABLES: Final = (*RAW_TABLES, *ROLLUP_TABLES, SENSOR_BATCHES)
 TABLES_BY_NAME: Final = {t.name: t for t in TABLES}
