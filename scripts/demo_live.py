@@ -37,7 +37,6 @@ import shutil
 import signal
 import socket
 import socketserver
-import struct
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,14 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from netwarden.minidns import (
+    DNS_PORT,
+    QTYPE_A,
+    QTYPE_AAAA,
+    QTYPE_NAMES,
+    dns_answer,
+    dns_resolve,
+)
 from netwarden.netns import Link, NetnsError, Topology, unavailable_reason
 
 NETWARDEN = Path(sys.executable).with_name("netwarden")
@@ -56,108 +63,10 @@ ZONE = "demo.test"
 WEB_NAME = f"www.{ZONE}"
 MISSING_NAME = f"ftp.{ZONE}"
 HTTP_PORT = 80
-DNS_PORT = 53
 BULK_PORT = 5001
 COLLECTOR_PORT = 50051
 PAGES = ("/", "/notes.txt", "/download.bin")
 START_TIMEOUT_S = 90.0
-
-# ---------------------------------------------------------------------------------------
-# DNS: just enough of RFC 1035 for A/AAAA questions and answers
-
-
-QTYPE_A = 1
-QTYPE_AAAA = 28
-_QTYPE_NAMES = {QTYPE_A: "A", QTYPE_AAAA: "AAAA"}
-
-
-def _encode_name(name: str) -> bytes:
-    out = b""
-    for label in name.rstrip(".").split("."):
-        raw = label.encode("ascii")
-        out += bytes([len(raw)]) + raw
-    return out + b"\x00"
-
-
-def _decode_name(msg: bytes, pos: int) -> tuple[str, int]:
-    """The (uncompressed) name at ``pos`` and the position after it."""
-    labels: list[str] = []
-    while True:
-        n = msg[pos]
-        if n == 0:
-            return ".".join(labels), pos + 1
-        if n & 0xC0:
-            raise ValueError("compressed name in a question")
-        labels.append(msg[pos + 1:pos + 1 + n].decode("ascii"))
-        pos += 1 + n
-
-
-def dns_query(ident: int, name: str, qtype: int) -> bytes:
-    """A recursion-desired query for ``name``/``qtype``."""
-    return struct.pack("!HHHHHH", ident, 0x0100, 1, 0, 0, 0) + _encode_name(name) + \
-        struct.pack("!HH", qtype, 1)
-
-
-def dns_answer(query: bytes, zone: dict[str, dict[int, list[str]]]) -> bytes | None:
-    """The authoritative answer to ``query`` from ``zone``, None for garbage."""
-    if len(query) < 12:
-        return None
-    ident, flags, qdcount = struct.unpack("!HHH", query[:6])
-    if flags & 0x8000 or qdcount != 1:
-        return None
-    try:
-        name, pos = _decode_name(query, 12)
-        qtype, qclass = struct.unpack("!HH", query[pos:pos + 4])
-    except (IndexError, ValueError, struct.error, UnicodeDecodeError):
-        return None
-    question = query[12:pos + 4]
-    records = zone.get(name.lower())
-    rcode = 0 if records is not None else 3  # NXDOMAIN
-    answers = b""
-    count = 0
-    family = socket.AF_INET if qtype == QTYPE_A else socket.AF_INET6
-    for addr in (records or {}).get(qtype, []):
-        rdata = socket.inet_pton(family, addr)
-        answers += struct.pack("!HHHIH", 0xC00C, qtype, qclass, 60, len(rdata)) + rdata
-        count += 1
-    head = struct.pack("!HHHHHH", ident, 0x8400 | (flags & 0x0100) | rcode, 1, count, 0, 0)
-    return head + question + answers
-
-
-def dns_resolve(server: str, name: str, qtype: int, timeout_s: float = 2.0) -> list[str]:
-    """Ask ``server`` (port 53) for ``name``; the addresses (empty for NXDOMAIN)."""
-    ident = random.randrange(1 << 16)
-    family = socket.AF_INET6 if ":" in server else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as s:
-        s.settimeout(timeout_s)
-        for _ in range(3):
-            s.sendto(dns_query(ident, name, qtype), (server, DNS_PORT))
-            try:
-                reply = s.recv(4096)
-            except TimeoutError:
-                continue
-            if struct.unpack("!H", reply[:2])[0] == ident:
-                break
-        else:
-            raise RuntimeError(f"DNS server {server} did not answer")
-    return dns_addresses(reply)
-
-
-def dns_addresses(reply: bytes) -> list[str]:
-    """The A/AAAA addresses of a reply to one question (answers named by a pointer)."""
-    count = struct.unpack("!H", reply[6:8])[0]
-    _, pos = _decode_name(reply, 12)
-    pos += 4
-    addrs = []
-    for _ in range(count):
-        rtype, _cls, _ttl, rdlen = struct.unpack("!HHIH", reply[pos + 2:pos + 12])
-        rdata = reply[pos + 12:pos + 12 + rdlen]
-        pos += 12 + rdlen
-        if rtype in (QTYPE_A, QTYPE_AAAA):
-            family = socket.AF_INET if rtype == QTYPE_A else socket.AF_INET6
-            addrs.append(socket.inet_ntop(family, rdata))
-    return addrs
-
 
 # ---------------------------------------------------------------------------------------
 # the server host: HTTP, DNS and a bulk sink, until SIGTERM
@@ -257,12 +166,12 @@ def client(dns4: str, dns6: str, bulk_bytes: int) -> dict[str, Any]:
     for version, dns, qtype in ((4, dns4, QTYPE_A), (6, dns6, QTYPE_AAAA)):
         addrs = dns_resolve(dns, WEB_NAME, qtype)
         if not addrs:
-            raise RuntimeError(f"{WEB_NAME} has no {_QTYPE_NAMES[qtype]} record")
+            raise RuntimeError(f"{WEB_NAME} has no {QTYPE_NAMES[qtype]} record")
         missing = dns_resolve(dns, MISSING_NAME, qtype)
         fetched = {path: _fetch(addrs[0], path) for path in PAGES}
         time.sleep(0.4)
         uploaded = _upload(addrs[0], bulk_bytes)
-        out[f"ipv{version}"] = {"dns_server": dns, "qtype": _QTYPE_NAMES[qtype],
+        out[f"ipv{version}"] = {"dns_server": dns, "qtype": QTYPE_NAMES[qtype],
                                 "address": addrs[0], "missing": missing,
                                 "fetched": fetched, "uploaded": uploaded}
         time.sleep(0.6)

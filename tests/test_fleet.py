@@ -36,6 +36,7 @@ from fixtures.netns import (
     Topology,
     netns_fixture,  # noqa: F401  (the netns fixture)
 )
+from fixtures.procs import Proc, events, tail, wait_until
 
 NETWARDEN = Path(sys.executable).with_name("netwarden")
 PORT = 50551  # the collector's port inside c (a namespace of its own: nothing else there)
@@ -57,70 +58,6 @@ Table = dict[Key, Counts]
 def frame_len(version: int, payload: int) -> int:
     """frame.len of a UDP datagram with ``payload`` bytes on Ethernet."""
     return ETH + IP_HEADER[version] + UDP_HEADER + payload
-
-
-# -- processes -----------------------------------------------------------------------------
-
-
-def events(log: Path) -> list[dict[str, Any]]:
-    """The JSON log records of a netwarden process (``--log-json``)."""
-    out = []
-    for line in log.read_text(errors="replace").splitlines():
-        if line.startswith("{"):
-            with contextlib.suppress(ValueError):
-                out.append(json.loads(line))
-    return out
-
-
-def tail(log: Path, n: int = 15) -> str:
-    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-    return f"--- {log.name} (last {n} lines) ---\n" + "\n".join(lines[-n:])
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str,
-               explain: Callable[[], str] = lambda: "") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}\n"
-                                 f"{explain()}")
-        time.sleep(0.1)
-
-
-@dataclasses.dataclass
-class Proc:
-    """A netwarden process in a host, logging JSON to a file."""
-
-    name: str
-    proc: subprocess.Popen[str]
-    log: Path
-
-    def count(self, event: str, **fields: Any) -> int:
-        return sum(1 for e in events(self.log) if e.get("event") == event
-                   and all(e.get(k) == v for k, v in fields.items()))
-
-    def wait_event(self, event: str, *, n: int = 1, timeout_s: float = 30.0,
-                   **fields: Any) -> None:
-        def seen() -> bool:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited with {self.proc.returncode} "
-                                     f"before logging {event!r}\n{tail(self.log)}")
-            return self.count(event, **fields) >= n
-
-        wait_until(seen, timeout_s, f"{self.name} to log {event!r} {fields or ''} x{n}",
-                   lambda: tail(self.log))
-
-    def terminate(self, timeout_s: float = 30.0) -> int:
-        """SIGTERM and wait; the exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            raise AssertionError(f"{self.name} did not stop within {timeout_s} s of "
-                                 f"SIGTERM\n{tail(self.log)}") from None
 
 
 class Fleet:
