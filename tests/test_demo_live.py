@@ -1,8 +1,7 @@
-"""The live demo (scripts/demo_live.py, ``make demo``): its DNS codec, and a whole run."""
+"""The live demo (scripts/demo_live.py, ``make demo``): a whole run."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -11,7 +10,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -20,15 +18,6 @@ from fixtures.netns import _ip, require_netns
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "demo_live.py"
 NETWARDEN = Path(sys.executable).with_name("netwarden")
-
-
-@pytest.fixture(scope="module")
-def demo() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("demo_live", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _namespaces() -> set[str]:
