@@ -8,9 +8,10 @@ code here. ``params`` is a JSON object::
      "top": 10, "kind": "tcp", "interval_s": 60}
 
 ``filters`` is accepted by every report; ``top`` by conversations, talkers, ports, ttl,
-usage (``null``: every pair) and transport; ``kind`` by conversations; ``interval_s`` by io;
-``step_s`` by timeline. Anything else, or a value of the wrong
-type, is a :class:`~netwarden.errors.UsageError` naming the key.
+usage (``null``: every pair), transport, geo, processes and apps; ``kind`` by conversations;
+``interval_s`` by io; ``step_s`` by timeline; ``by`` (``country``/``asn``) by geo and
+(``app``/``name``) by apps. Anything else, or a
+value of the wrong type, is a :class:`~netwarden.errors.UsageError` naming the key.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from netwarden.collector.reports import (
     protocols,
     talkers,
 )
+from netwarden.collector.reports.apps import AppsParams, apps
+from netwarden.collector.reports.geo import GeoParams, geo
+from netwarden.collector.reports.processes import processes
 from netwarden.collector.reports.protocol_counts import ProtocolCountsParams, protocol_counts
 from netwarden.collector.reports.sizes import SizesParams, sizes
 from netwarden.collector.reports.timeline import TimelineParams, timeline
@@ -88,6 +92,20 @@ def _transport(store: QueryStore, filters: Filters, p: Mapping[str, Any]) -> Rep
     return transport(store, TopParams(filters=filters, top=p.get("top", 10)))
 
 
+def _geo(store: QueryStore, filters: Filters, p: Mapping[str, Any]) -> ReportResult:
+    return geo(store, GeoParams(filters=filters, top=p.get("top", 10),
+                                by=p.get("by") or "country"))
+
+
+def _processes(store: QueryStore, filters: Filters, p: Mapping[str, Any]) -> ReportResult:
+    return processes(store, TopParams(filters=filters, top=p.get("top", 10)))
+
+
+def _apps(store: QueryStore, filters: Filters, p: Mapping[str, Any]) -> ReportResult:
+    return apps(store, AppsParams(filters=filters, top=p.get("top", 10),
+                                  by=p.get("by") or "app"))
+
+
 def _protocol_counts(store: QueryStore, filters: Filters, p: Mapping[str, Any]) -> ReportResult:
     return protocol_counts(store, ProtocolCountsParams(filters=filters))
 
@@ -105,6 +123,9 @@ REPORTS: Final[dict[str, tuple[_Runner, dict[str, type]]]] = {
     "timeline": (_timeline, {"step_s": int}),
     "transport": (_transport, {"top": int}),
     "protocol_counts": (_protocol_counts, {}),
+    "processes": (_processes, {"top": int}),
+    "geo": (_geo, {"top": int, "by": str}),
+    "apps": (_apps, {"top": int, "by": str}),
 }
 
 

@@ -24,13 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fnetwarden/proto/netwarden.proto\x12\x0cnetwarden.v1\"\x96\x01\n\rSensorMessage\x12$\n\x05hello\x18\x01 \x01(\x0b\x32\x13.netwarden.v1.HelloH\x00\x12(\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x17.netwarden.v1.FlowBatchH\x00\x12-\n\x07\x61pplied\x18\x03 \x01(\x0b\x32\x1a.netwarden.v1.AppliedStateH\x00\x42\x06\n\x04\x62ody\"\xa9\x01\n\x05Hello\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x10\n\x08protocol\x18\x03 \x01(\r\x12+\n\ninterfaces\x18\x04 \x03(\x0b\x32\x17.netwarden.v1.Interface\x12.\n\x07\x63\x61pture\x18\x05 \x01(\x0b\x32\x1d.netwarden.v1.CaptureSettings\x12\x12\n\nstarted_ns\x18\x06 \x01(\x03\",\n\tInterface\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\taddresses\x18\x02 \x03(\t\"\x85\x01\n\x0f\x43\x61ptureSettings\x12\x12\n\ninterfaces\x18\x01 \x03(\t\x12\x0b\n\x03\x62pf\x18\x02 \x01(\t\x12\x0f\n\x07snaplen\x18\x03 \x01(\r\x12\x12\n\ninterval_s\x18\x04 \x01(\r\x12,\n\ndissection\x18\x05 \x01(\x0b\x32\x18.netwarden.v1.Dissection\"8\n\nDissection\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x19\n\x11max_packets_per_s\x18\x02 \x01(\x01\"\x9e\x02\n\tFlowBatch\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x12\n\ninterval_s\x18\x03 \x01(\r\x12\x16\n\x0e\x66irst_start_ns\x18\x04 \x01(\x03\x12\x15\n\rlast_start_ns\x18\x05 \x01(\x03\x12\"\n\x05\x66lows\x18\x06 \x01(\x0b\x32\x13.netwarden.v1.Table\x12#\n\x06\x63hains\x18\x07 \x01(\x0b\x32\x13.netwarden.v1.Table\x12\"\n\x05sizes\x18\x08 \x01(\x0b\x32\x13.netwarden.v1.Table\x12\"\n\x05stats\x18\t \x01(\x0b\x32\x13.netwarden.v1.Table\x12\"\n\x05names\x18\n \x01(\x0b\x32\x13.netwarden.v1.Table\"<\n\x05Table\x12\x0c\n\x04rows\x18\x01 \x01(\x04\x12%\n\x07\x63olumns\x18\x02 \x03(\x0b\x32\x14.netwarden.v1.Column\"D\n\x06\x43olumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0f\n\x07strings\x18\x04 \x03(\t\"\x14\n\x0c\x41ppliedStateJ\x04\x08\x01\x10\x10\"\x94\x01\n\x10\x43ollectorMessage\x12 \n\x03\x61\x63k\x18\x01 \x01(\x0b\x32\x11.netwarden.v1.AckH\x00\x12\x30\n\x0b\x65nforcement\x18\x02 \x01(\x0b\x32\x19.netwarden.v1.EnforcementH\x00\x12$\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x13.netwarden.v1.ErrorH\x00\x42\x06\n\x04\x62ody\"\x12\n\x03\x41\x63k\x12\x0b\n\x03seq\x18\x01 \x01(\x04\"\x13\n\x0b\x45nforcementJ\x04\x08\x01\x10\x10\"$\n\x05\x45rror\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\"3\n\x0cQueryRequest\x12\x0e\n\x06report\x18\x01 \x01(\t\x12\x13\n\x0bparams_json\x18\x02 \x01(\t\"2\n\nQueryReply\x12\x13\n\x0bresult_json\x18\x01 \x01(\t\x12\x0f\n\x07\x63olumns\x18\x02 \x03(\t2\x95\x01\n\tCollector\x12I\n\x06Stream\x12\x1b.netwarden.v1.SensorMessage\x1a\x1e.netwarden.v1.CollectorMessage(\x01\x30\x01\x12=\n\x05Query\x12\x1a.netwarden.v1.QueryRequest\x1a\x18.netwarden.v1.QueryReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fnetwarden/proto/netwarden.proto\x12\x0cnetwarden.v1\"\x96\x01\n\rSensorMessage\x12$\n\x05hello\x18\x01 \x01(\x0b\x32\x13.netwarden.v1.HelloH\x00\x12(\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x17.netwarden.v1.FlowBatchH\x00\x12-\n\x07\x61pplied\x18\x03 \x01(\x0b\x32\x1a.netwarden.v1.AppliedStateH\x00\x42\x06\n\x04\x62ody\"\xa9\x01\n\x05Hello\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x10\n\x08protocol\x18\x03 \x01(\r\x12+\n\ninterfaces\x18\x04 \x03(\x0b\x32\x17.netwarden.v1.Interface\x12.\n\x07\x63\x61pture\x18\x05 \x01(\x0b\x32\x1d.netwarden.v1.CaptureSettings\x12\x12\n\nstarted_ns\x18\x06 \x01(\x03\",\n\tInterface\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\taddresses\x18\x02 \x03(\t\"\x85\x01\n\x0f\x43\x61ptureSettings\x12\x12\n\ninterfaces\x18\x01 \x03(\t\x12\x0b\n\x03\x62pf\x18\x02 \x01(\t\x12\x0f\n\x07snaplen\x18\x03 \x01(\r\x12\x12\n\ninterval_s\x18\x04 \x01(\r\x12,\n\ndissection\x18\x05 \x01(\x0b\x32\x18.netwarden.v1.Dissection\"8\n\nDissection\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x19\n\x11max_packets_per_s\x18\x02 \x01(\x01\"\x9e\x02\n\tFlowBatch\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x12\n\ninterval_s\x18\x03 \x01(\r\x12\x16\n\x0e\x66irst_start_ns\x18\x04 \x01(\x03\x12\x15\n\rlast_start_ns\x18\x05 \x01(\x03\x12\"\n\x05\x66lows\x18\x06 \x01(\x0b\x32\x13.netwarden.v1.Table\x12#\n\x06\x63hains\x18\x07 \x01(\x0b\x32\x13.netwarden.v1.Table\x12\"\n\x05sizes\x18\x08 \x01(\x0b\x32\x13.netwarden.v1.Table\x12\"\n\x05stats\x18\t \x01(\x0b\x32\x13.netwarden.v1.Table\x12\"\n\x05names\x18\n \x01(\x0b\x32\x13.netwarden.v1.Table\"<\n\x05Table\x12\x0c\n\x04rows\x18\x01 \x01(\x04\x12%\n\x07\x63olumns\x18\x02 \x03(\x0b\x32\x14.netwarden.v1.Column\"D\n\x06\x43olumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0f\n\x07strings\x18\x04 \x03(\t\"\xc3\x01\n\x0c\x41ppliedState\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x12\n\nruleset_id\x18\x02 \x01(\t\x12\x0c\n\x04mode\x18\x03 \x01(\t\x12,\n\x08\x63ounters\x18\x04 \x03(\x0b\x32\x1a.netwarden.v1.RuleCounters\x12\x0f\n\x07refused\x18\x05 \x03(\t\x12\x12\n\napplied_ns\x18\x06 \x01(\x03\x12\r\n\x05\x64rift\x18\x07 \x03(\t\x12\x0f\n\x07\x65xpired\x18\x08 \x03(\t\x12\r\n\x05\x65rror\x18\t \x01(\t\"o\n\x0cRuleCounters\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x0f\n\x07packets\x18\x02 \x01(\x04\x12\r\n\x05\x62ytes\x18\x03 \x01(\x04\x12\x17\n\x0fmatched_packets\x18\x04 \x01(\x04\x12\x15\n\rmatched_bytes\x18\x05 \x01(\x04\"\x94\x01\n\x10\x43ollectorMessage\x12 \n\x03\x61\x63k\x18\x01 \x01(\x0b\x32\x11.netwarden.v1.AckH\x00\x12\x30\n\x0b\x65nforcement\x18\x02 \x01(\x0b\x32\x19.netwarden.v1.EnforcementH\x00\x12$\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x13.netwarden.v1.ErrorH\x00\x42\x06\n\x04\x62ody\"\x12\n\x03\x41\x63k\x12\x0b\n\x03seq\x18\x01 \x01(\x04\"h\n\x0b\x45nforcement\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x12\n\nruleset_id\x18\x02 \x01(\t\x12!\n\x05rules\x18\x03 \x03(\x0b\x32\x12.netwarden.v1.Rule\x12\x11\n\tissued_ns\x18\x04 \x01(\x03\"\xf4\x01\n\x04Rule\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06policy\x18\x02 \x01(\t\x12\"\n\x05match\x18\x03 \x01(\x0b\x32\x13.netwarden.v1.Match\x12$\n\x06\x61\x63tion\x18\x04 \x01(\x0e\x32\x14.netwarden.v1.Action\x12\x18\n\x10rate_bytes_per_s\x18\x05 \x01(\x04\x12\x13\n\x0b\x62urst_bytes\x18\x06 \x01(\x04\x12\x12\n\nexpires_ns\x18\x07 \x01(\x03\x12\x14\n\x0c\x65xempt_cidrs\x18\x08 \x03(\t\x12-\n\x0c\x65xempt_ports\x18\t \x03(\x0b\x32\x17.netwarden.v1.PortRange\"\xb0\x01\n\x05Match\x12*\n\tdirection\x18\x01 \x01(\x0e\x32\x17.netwarden.v1.Direction\x12\x14\n\x0cremote_cidrs\x18\x02 \x03(\t\x12\x13\n\x0blocal_cidrs\x18\x03 \x03(\t\x12&\n\x05ports\x18\x04 \x03(\x0b\x32\x17.netwarden.v1.PortRange\x12(\n\x08protocol\x18\x05 \x01(\x0e\x32\x16.netwarden.v1.Protocol\"&\n\tPortRange\x12\x0b\n\x03low\x18\x01 \x01(\r\x12\x0c\n\x04high\x18\x02 \x01(\r\"$\n\x05\x45rror\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\"3\n\x0cQueryRequest\x12\x0e\n\x06report\x18\x01 \x01(\t\x12\x13\n\x0bparams_json\x18\x02 \x01(\t\"2\n\nQueryReply\x12\x13\n\x0bresult_json\x18\x01 \x01(\t\x12\x0f\n\x07\x63olumns\x18\x02 \x03(\t*e\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41\x43TION_BLOCK_DROP\x10\x01\x12\x17\n\x13\x41\x43TION_BLOCK_REJECT\x10\x02\x12\x13\n\x0f\x41\x43TION_THROTTLE\x10\x03*_\n\tDirection\x12\x19\n\x15\x44IRECTION_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x44IRECTION_IN\x10\x01\x12\x11\n\rDIRECTION_OUT\x10\x02\x12\x12\n\x0e\x44IRECTION_BOTH\x10\x03*S\n\x08Protocol\x12\x10\n\x0cPROTOCOL_ANY\x10\x00\x12\x10\n\x0cPROTOCOL_TCP\x10\x01\x12\x10\n\x0cPROTOCOL_UDP\x10\x02\x12\x11\n\rPROTOCOL_ICMP\x10\x03\x32\x95\x01\n\tCollector\x12I\n\x06Stream\x12\x1b.netwarden.v1.SensorMessage\x1a\x1e.netwarden.v1.CollectorMessage(\x01\x30\x01\x12=\n\x05Query\x12\x1a.netwarden.v1.QueryRequest\x1a\x18.netwarden.v1.QueryReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'netwarden.proto.netwarden_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_ACTION']._serialized_start=2232
+  _globals['_ACTION']._serialized_end=2333
+  _globals['_DIRECTION']._serialized_start=2335
+  _globals['_DIRECTION']._serialized_end=2430
+  _globals['_PROTOCOL']._serialized_start=2432
+  _globals['_PROTOCOL']._serialized_end=2515
   _globals['_SENSORMESSAGE']._serialized_start=50
   _globals['_SENSORMESSAGE']._serialized_end=200
   _globals['_HELLO']._serialized_start=203
@@ -47,20 +53,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TABLE']._serialized_end=963
   _globals['_COLUMN']._serialized_start=965
   _globals['_COLUMN']._serialized_end=1033
-  _globals['_APPLIEDSTATE']._serialized_start=1035
-  _globals['_APPLIEDSTATE']._serialized_end=1055
-  _globals['_COLLECTORMESSAGE']._serialized_start=1058
-  _globals['_COLLECTORMESSAGE']._serialized_end=1206
-  _globals['_ACK']._serialized_start=1208
-  _globals['_ACK']._serialized_end=1226
-  _globals['_ENFORCEMENT']._serialized_start=1228
-  _globals['_ENFORCEMENT']._serialized_end=1247
-  _globals['_ERROR']._serialized_start=1249
-  _globals['_ERROR']._serialized_end=1285
-  _globals['_QUERYREQUEST']._serialized_start=1287
-  _globals['_QUERYREQUEST']._serialized_end=1338
-  _globals['_QUERYREPLY']._serialized_start=1340
-  _globals['_QUERYREPLY']._serialized_end=1390
-  _globals['_COLLECTOR']._serialized_start=1393
-  _globals['_COLLECTOR']._serialized_end=1542
+  _globals['_APPLIEDSTATE']._serialized_start=1036
+  _globals['_APPLIEDSTATE']._serialized_end=1231
+  _globals['_RULECOUNTERS']._serialized_start=1233
+  _globals['_RULECOUNTERS']._serialized_end=1344
+  _globals['_COLLECTORMESSAGE']._serialized_start=1347
+  _globals['_COLLECTORMESSAGE']._serialized_end=1495
+  _globals['_ACK']._serialized_start=1497
+  _globals['_ACK']._serialized_end=1515
+  _globals['_ENFORCEMENT']._serialized_start=1517
+  _globals['_ENFORCEMENT']._serialized_end=1621
+  _globals['_RULE']._serialized_start=1624
+  _globals['_RULE']._serialized_end=1868
+  _globals['_MATCH']._serialized_start=1871
+  _globals['_MATCH']._serialized_end=2047
+  _globals['_PORTRANGE']._serialized_start=2049
+  _globals['_PORTRANGE']._serialized_end=2087
+  _globals['_ERROR']._serialized_start=2089
+  _globals['_ERROR']._serialized_end=2125
+  _globals['_QUERYREQUEST']._serialized_start=2127
+  _globals['_QUERYREQUEST']._serialized_end=2178
+  _globals['_QUERYREPLY']._serialized_start=2180
+  _globals['_QUERYREPLY']._serialized_end=2230
+  _globals['_COLLECTOR']._serialized_start=2518
+  _globals['_COLLECTOR']._serialized_end=2667
 # @@protoc_insertion_point(module_scope)

@@ -1,10 +1,44 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ACTION_UNSPECIFIED: _ClassVar[Action]
+    ACTION_BLOCK_DROP: _ClassVar[Action]
+    ACTION_BLOCK_REJECT: _ClassVar[Action]
+    ACTION_THROTTLE: _ClassVar[Action]
+
+class Direction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DIRECTION_UNSPECIFIED: _ClassVar[Direction]
+    DIRECTION_IN: _ClassVar[Direction]
+    DIRECTION_OUT: _ClassVar[Direction]
+    DIRECTION_BOTH: _ClassVar[Direction]
+
+class Protocol(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROTOCOL_ANY: _ClassVar[Protocol]
+    PROTOCOL_TCP: _ClassVar[Protocol]
+    PROTOCOL_UDP: _ClassVar[Protocol]
+    PROTOCOL_ICMP: _ClassVar[Protocol]
+ACTION_UNSPECIFIED: Action
+ACTION_BLOCK_DROP: Action
+ACTION_BLOCK_REJECT: Action
+ACTION_THROTTLE: Action
+DIRECTION_UNSPECIFIED: Direction
+DIRECTION_IN: Direction
+DIRECTION_OUT: Direction
+DIRECTION_BOTH: Direction
+PROTOCOL_ANY: Protocol
+PROTOCOL_TCP: Protocol
+PROTOCOL_UDP: Protocol
+PROTOCOL_ICMP: Protocol
 
 class SensorMessage(_message.Message):
     __slots__ = ("hello", "batch", "applied")
@@ -107,8 +141,40 @@ class Column(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., data: _Optional[bytes] = ..., strings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AppliedState(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("version", "ruleset_id", "mode", "counters", "refused", "applied_ns", "drift", "expired", "error")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    RULESET_ID_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_NS_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    ruleset_id: str
+    mode: str
+    counters: _containers.RepeatedCompositeFieldContainer[RuleCounters]
+    refused: _containers.RepeatedScalarFieldContainer[str]
+    applied_ns: int
+    drift: _containers.RepeatedScalarFieldContainer[str]
+    expired: _containers.RepeatedScalarFieldContainer[str]
+    error: str
+    def __init__(self, version: _Optional[int] = ..., ruleset_id: _Optional[str] = ..., mode: _Optional[str] = ..., counters: _Optional[_Iterable[_Union[RuleCounters, _Mapping]]] = ..., refused: _Optional[_Iterable[str]] = ..., applied_ns: _Optional[int] = ..., drift: _Optional[_Iterable[str]] = ..., expired: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class RuleCounters(_message.Message):
+    __slots__ = ("rule_id", "packets", "bytes", "matched_packets", "matched_bytes")
+    RULE_ID_FIELD_NUMBER: _ClassVar[int]
+    PACKETS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_PACKETS_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    rule_id: str
+    packets: int
+    bytes: int
+    matched_packets: int
+    matched_bytes: int
+    def __init__(self, rule_id: _Optional[str] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ..., matched_packets: _Optional[int] = ..., matched_bytes: _Optional[int] = ...) -> None: ...
 
 class CollectorMessage(_message.Message):
     __slots__ = ("ack", "enforcement", "error")
@@ -127,8 +193,60 @@ class Ack(_message.Message):
     def __init__(self, seq: _Optional[int] = ...) -> None: ...
 
 class Enforcement(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("version", "ruleset_id", "rules", "issued_ns")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    RULESET_ID_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_NS_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    ruleset_id: str
+    rules: _containers.RepeatedCompositeFieldContainer[Rule]
+    issued_ns: int
+    def __init__(self, version: _Optional[int] = ..., ruleset_id: _Optional[str] = ..., rules: _Optional[_Iterable[_Union[Rule, _Mapping]]] = ..., issued_ns: _Optional[int] = ...) -> None: ...
+
+class Rule(_message.Message):
+    __slots__ = ("id", "policy", "match", "action", "rate_bytes_per_s", "burst_bytes", "expires_ns", "exempt_cidrs", "exempt_ports")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    MATCH_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    RATE_BYTES_PER_S_FIELD_NUMBER: _ClassVar[int]
+    BURST_BYTES_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_NS_FIELD_NUMBER: _ClassVar[int]
+    EXEMPT_CIDRS_FIELD_NUMBER: _ClassVar[int]
+    EXEMPT_PORTS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    policy: str
+    match: Match
+    action: Action
+    rate_bytes_per_s: int
+    burst_bytes: int
+    expires_ns: int
+    exempt_cidrs: _containers.RepeatedScalarFieldContainer[str]
+    exempt_ports: _containers.RepeatedCompositeFieldContainer[PortRange]
+    def __init__(self, id: _Optional[str] = ..., policy: _Optional[str] = ..., match: _Optional[_Union[Match, _Mapping]] = ..., action: _Optional[_Union[Action, str]] = ..., rate_bytes_per_s: _Optional[int] = ..., burst_bytes: _Optional[int] = ..., expires_ns: _Optional[int] = ..., exempt_cidrs: _Optional[_Iterable[str]] = ..., exempt_ports: _Optional[_Iterable[_Union[PortRange, _Mapping]]] = ...) -> None: ...
+
+class Match(_message.Message):
+    __slots__ = ("direction", "remote_cidrs", "local_cidrs", "ports", "protocol")
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_CIDRS_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_CIDRS_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    direction: Direction
+    remote_cidrs: _containers.RepeatedScalarFieldContainer[str]
+    local_cidrs: _containers.RepeatedScalarFieldContainer[str]
+    ports: _containers.RepeatedCompositeFieldContainer[PortRange]
+    protocol: Protocol
+    def __init__(self, direction: _Optional[_Union[Direction, str]] = ..., remote_cidrs: _Optional[_Iterable[str]] = ..., local_cidrs: _Optional[_Iterable[str]] = ..., ports: _Optional[_Iterable[_Union[PortRange, _Mapping]]] = ..., protocol: _Optional[_Union[Protocol, str]] = ...) -> None: ...
+
+class PortRange(_message.Message):
+    __slots__ = ("low", "high")
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    low: int
+    high: int
+    def __init__(self, low: _Optional[int] = ..., high: _Optional[int] = ...) -> None: ...
 
 class Error(_message.Message):
     __slots__ = ("reason", "seq")

@@ -2,7 +2,8 @@
 # Prepare a Debian 12 machine to run and test netwarden, from a fresh clone.
 #
 #   scripts/setup.sh            system packages for the CLI, uv, and the .venv
-#   scripts/setup.sh --server   the same, plus clickhouse-server (used by the tests)
+#   scripts/setup.sh --server   the same, plus what the tests use: clickhouse-server, and
+#                               chromium (headless: loads the HTML reports, draws PNG charts)
 #
 # Idempotent: installs only what is missing (apt-get update runs at most once, and only
 # when a package is missing), then `uv sync --frozen` from the committed uv.lock.
@@ -30,10 +31,12 @@ say() { printf 'setup: %s\n' "$*"; }
 # --- Debian packages -----------------------------------------------------------------
 
 # tshark/tcpdump: capture and the reference counts; iproute2/iptables: live sensor and
-# traffic caps; clickhouse-server: the server store (tests start their own instance).
+# traffic caps; clickhouse-server: the server store (tests start their own instance);
+# chromium (+ fonts-liberation, one of its recommends): the tests load `report all --html`
+# pages in it headless, and `--plot FILE.png` draws with it (kaleido finds /usr/bin/chromium).
 packages=(tshark tcpdump iproute2 iptables)
 if [[ $want_server == 1 ]]; then
-    packages+=(clickhouse-server)
+    packages+=(clickhouse-server chromium fonts-liberation)
 fi
 
 is_installed() {

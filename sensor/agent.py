@@ -188,6 +188,20 @@ class SensorAgent:
     def _build_enrichers(self) -> Enrichers:
         """The enrichers the configuration asks for (app labels, process attribution)."""
         stages: list[Enricher] = []
+        if self.config.apps.enabled:  # tshark in a worker thread; a flush waits max_wait_s
+            from pathlib import Path
+
+            from netwarden.sensor.apprules import load_rules
+            from netwarden.sensor.apps import AppLabeller
+            a = self.config.apps
+            stages.append(AppLabeller(
+                load_rules(Path(a.rules_file) if a.rules_file else None),
+                head_packets=a.head_packets, max_wait_s=a.max_wait_s, max_queued=2))
+        p, s = self.config.processes, self.config.sensor
+        if p.enabled:  # sockets live; records are labelled when flushed
+            from netwarden.sensor.processes import ProcessEnricher
+            stages.append(ProcessEnricher(scan_interval_s=p.scan_interval_s, retain_s=max(
+                p.retain_s, 2 * s.interval_s + s.flush_delay_s)))
         return Enrichers(stages)
 
     def stop(self, timeout_s: float | None = None) -> bool:

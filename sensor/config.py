@@ -1,5 +1,5 @@
-"""Configuration of ``netwarden sensor run``: ``[sensor]``, ``[capture]``, ``[dissection]``
-and ``[transport]`` tables.
+"""Configuration of ``netwarden sensor run``: ``[sensor]``, ``[capture]``, ``[dissection]``,
+``[processes]``, ``[apps]`` and ``[transport]`` tables.
 
 Strict like every netwarden config (see :mod:`netwarden.config`). ``sensor.host`` unset
 means the system's host name; :func:`effective` fills it in, so ``--dump`` shows the
@@ -17,8 +17,8 @@ from pydantic_core import PydanticCustomError
 from netwarden.config import ConfigModel
 from netwarden.endpoint import DEFAULT_COLLECTOR, check_endpoint
 
-__all__ = ["CaptureSection", "DissectionSection", "SensorConfig", "SensorSection",
-           "TransportSection", "effective"]
+__all__ = ["AppsSection", "CaptureSection", "DissectionSection", "ProcessesSection", "SensorConfig",
+           "SensorSection", "TransportSection", "effective"]
 
 MIB = 1024 * 1024
 MAX_SNAPLEN = 262144
@@ -78,6 +78,50 @@ class DissectionSection(ConfigModel):
         description="above this rate the dissector samples (counts stay exact); 0: no limit")
 
 
+class ProcessesSection(ConfigModel):
+    """Process attribution: the local process of each record (see
+    :mod:`netwarden.sensor.processes`)."""
+
+    enabled: bool = Field(default=True, description="label records with the local process "
+                                                    "(comm name and pid) owning the socket")
+    scan_interval_s: float = Field(
+        default=0.5, ge=0.05, le=60,
+        description="seconds between two reads of the socket table (also read at once when "
+                    "a packet of an unknown local port is seen)")
+    retain_s: float = Field(
+        default=60.0, ge=1, le=3600,
+        description="seconds a closed socket is remembered (records are labelled when "
+                    "their interval is sent; at least two intervals plus flush_delay_s "
+                    "are kept whatever this says)")
+
+
+class AppsSection(ConfigModel):
+    """App labels from TLS/QUIC server names, DNS answers and well-known ports."""
+
+    enabled: bool = Field(default=True, description="label records with apps (tshark "
+                                                    "dissects the first packets of flows)")
+    rules_file: str | None = Field(
+        default=None, min_length=1,
+        description="app rules file (TOML, see netwarden/sensor/data/apps.toml); unset: "
+                    "the default rules")
+    head_packets: int = Field(
+        default=8, ge=1, le=1000,
+        description="packets dissected at the start of every TCP/UDP stream (DNS: all)")
+    max_wait_s: float = Field(
+        default=1.0, ge=0, le=60,
+        description="longest wait of a flush for the dissection of the packets before it; "
+                    "names found later label later records")
+
+    @field_validator("rules_file")
+    @classmethod
+    def _exists(cls, value: str | None) -> str | None:
+        import os
+
+        if value is not None and not os.path.isfile(value):
+            raise PydanticCustomError("no_file", "no such file: {path}", {"path": value})
+        return value
+
+
 class TransportSection(ConfigModel):
     """How batches reach the collector."""
 
@@ -107,6 +151,8 @@ class SensorConfig(ConfigModel):
     sensor: SensorSection = Field(default_factory=SensorSection)
     capture: CaptureSection = Field(default_factory=CaptureSection)
     dissection: DissectionSection = Field(default_factory=DissectionSection)
+    processes: ProcessesSection = Field(default_factory=ProcessesSection)
+    apps: AppsSection = Field(default_factory=AppsSection)
     transport: TransportSection = Field(default_factory=TransportSection)
 
 

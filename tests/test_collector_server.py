@@ -288,6 +288,8 @@ PARAMS: list[tuple[str, dict[str, Any]]] = [
     ("timeline", {"step_s": 3600}),
     ("transport", {"top": 2}),
     ("protocol_counts", {}),
+    ("geo", {"by": "asn", "top": 3}),
+    ("processes", {"top": 3}),
 ]
 
 

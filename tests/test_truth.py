@@ -1,8 +1,8 @@
 """Every capture in ../shared/pcaps, analysed into a real store, reports what tshark says.
 
 The whole pipeline runs for real: the pcap reader, the vectorised decoder, tshark for the
-protocol hierarchy, ClickHouse (embedded chdb, and a real clickhouse-server 18.16 started
-by a fixture), and the report queries. Each report's JSON rows are compared with the
+protocol hierarchy, tshark on flow heads for the app labels, ClickHouse (embedded chdb, and
+a real clickhouse-server 18.16 started by a fixture), and the report queries. Each report's JSON rows are compared with the
 matching section of ``NAME.truth.json``; a failure names every file and section that
 differs, with the reason (see ``truth.py``).
 """
@@ -19,10 +19,14 @@ import truth
 
 from netwarden.collector import reports
 from netwarden.collector.reports import ConversationsParams, Filters, IoParams, TopParams
+from netwarden.collector.reports.apps import AppsParams, apps
 from netwarden.collector.reports.protocols import ProtocolsParams
 from netwarden.collector.reports.sizes import SizesParams
 from netwarden.collector.reports.ttl import TtlParams
 from netwarden.collector.store import Store, open_store
+from netwarden.sensor.apprules import load_rules
+from netwarden.sensor.apps import AppLabeller
+from netwarden.sensor.enrich import Enrichers
 from netwarden.sensor.pipeline import FileAnalyzer, PipelineSettings
 
 CAPTURES = truth.captures()
@@ -46,9 +50,14 @@ def analysed(request: pytest.FixtureRequest) -> Iterator[Analysed]:
     store.start()
     warnings: dict[str, list[str]] = {}
     settings = PipelineSettings()
+    rules = load_rules()
     try:
         for cap in CAPTURES:
-            res = FileAnalyzer(cap.name, settings).run(cap, store.write)
+            enrichers = Enrichers([AppLabeller(rules)])
+            try:
+                res = FileAnalyzer(cap.name, settings, enrichers).run(cap, store.write)
+            finally:
+                enrichers.close()
             warnings[cap.name] = res.warnings
         store.flush()
         yield Analysed(store, warnings)
@@ -124,3 +133,39 @@ def test_empty_capture_has_no_rows(analysed: Analysed) -> None:
 
 def _rows(res: Any) -> list[dict[str, Any]]:
     return list(res.rows)
+
+
+def _app_differences(store: Store, cap: Path) -> list[str]:
+    """``report apps --by name`` against the truth's ``tls_sni`` (every name, frames of
+    the tls and quic rows together) and ``dns_qry_name`` (the top names' frames and the
+    number of distinct names)."""
+    t = truth.load_truth(cap)
+    rows = apps(store, AppsParams(filters=Filters(hosts=(cap.name,)), top=None,
+                                  by="name")).rows
+    sni: dict[str, int] = {}
+    dns: dict[str, int] = {}
+    for r in rows:
+        into = dns if r["source"] == "dns" else sni
+        into[r["name"]] = into.get(r["name"], 0) + int(r["frames"])
+    diffs: list[str] = []
+    want_sni = {x["name"]: int(x["frames"]) for x in t["tls_sni"]["names"]}
+    for name in sorted(set(want_sni) | set(sni)):
+        if sni.get(name) != want_sni.get(name):
+            diffs.append(f"tls_sni {name!r}: {sni.get(name, 0)} frames, tshark has "
+                         f"{want_sni.get(name, 0)}")
+    for x in t["dns_qry_name"]["top"]:
+        if dns.get(x["name"]) != x["frames"]:
+            diffs.append(f"dns_qry_name {x['name']!r}: {dns.get(x['name'], 0)} frames, "
+                         f"tshark has {x['frames']}")
+    if len(dns) != t["dns_qry_name"]["distinct"]:
+        diffs.append(f"dns_qry_name: {len(dns)} distinct names, tshark has "
+                     f"{t['dns_qry_name']['distinct']}")
+    return diffs
+
+
+def test_apps_find_every_server_name_tshark_finds(analysed: Analysed) -> None:
+    """Every SNI and DNS query name of every capture, with tshark's frame counts."""
+    failures = {cap.name: d for cap in CAPTURES if (d := _app_differences(analysed.store, cap))}
+    lines = [f"{name}: {x}" for name, ds in failures.items() for x in ds]
+    assert not failures, (f"{len(failures)} of {len(CAPTURES)} captures differ from tshark "
+                          "in server names:\n" + "\n".join(lines))

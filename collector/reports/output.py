@@ -24,15 +24,21 @@ from .result import ReportResult
 Format = Literal["table", "json", "csv"]
 FORMATS: Final[tuple[Format, ...]] = ("table", "json", "csv")
 
-_BYTE_COLUMNS: Final = frozenset({"bytes", "bytes_a_to_b", "bytes_b_to_a"})
+_BYTE_COLUMNS: Final = frozenset({"bytes", "bytes_a_to_b", "bytes_b_to_a", "bytes_in",
+                                  "bytes_out", "bytes_local"})
 _TIME_COLUMNS: Final = frozenset({"rel_start", "duration"})
-_TEXT_COLUMNS: Final = frozenset({"host", "a", "b", "key", "protocol", "path"})
+_TEXT_COLUMNS: Final = frozenset({"host", "a", "b", "key", "protocol", "path", "country",
+                                  "country_name", "as_name", "process", "pids", "app", "name",
+                                  "source", "sources", "names"})
 _TITLES: Final = {
     "conversations": "{kind} conversations",
     "protocols": "Protocol hierarchy",
     "io": "Frames and bytes per {interval} s",
     "talkers": "Top talkers",
     "ports": "Top ports",
+    "processes": "Bytes per process",
+    "geo": "Remote addresses by {by}",
+    "apps": "Bytes per {by}",
 }
 _HEADERS: Final = {
     "host": "Host", "a": "Address A", "b": "Address B", "port_a": "Port A", "port_b": "Port B",
@@ -40,10 +46,18 @@ _HEADERS: Final = {
     "frames_b_to_a": "Frames B→A", "bytes_b_to_a": "Bytes B→A",
     "frames": "Frames", "bytes": "Bytes", "rel_start": "Rel start (s)",
     "duration": "Duration (s)", "start": "Start (s)", "key": "Key", "protocol": "Protocol",
+    "country": "Country", "country_name": "Country name", "asn": "ASN", "as_name": "AS name",
+    "addresses": "Addresses",
+    "process": "Process", "pids": "PIDs", "bytes_in": "Bytes in", "bytes_out": "Bytes out",
+    "bytes_local": "Bytes local", "flows": "Flows",
+    "app": "App", "name": "Server name", "source": "Source", "sources": "Label sources",
+    "names": "Top names", "packets": "Packets",
 }
 _KEY_HEADERS: Final = {"talkers": "Address", "ports": "Port"}
 _KIND_NAMES: Final = {"ip": "IPv4", "ipv6": "IPv6", "tcp": "TCP", "udp": "UDP"}
-_COUNT_COLUMNS: Final = frozenset({"frames", "frames_a_to_b", "frames_b_to_a"})
+_COUNT_COLUMNS: Final = frozenset({"frames", "frames_a_to_b", "frames_b_to_a", "addresses",
+                                   "packets"})
+_LIST_COLUMNS: Final = frozenset({"sources", "names"})
 _UNITS: Final = ("kB", "MB", "GB", "TB", "PB")
 
 
@@ -107,6 +121,7 @@ def _table(result: ReportResult) -> Table:
         title = _TITLES.get(result.report, result.report).format(
             kind=_KIND_NAMES.get(str(meta.get("kind")), meta.get("kind")),
             interval=meta.get("interval"),
+            by={"asn": "AS"}.get(str(meta.get("by")), meta.get("by")),
         )
     table = Table(title=title)
     if result.report == "protocols":
@@ -137,6 +152,8 @@ def _cell(column: str, value: Any) -> str:
         return f"{float(value):.6f}"
     if column in _COUNT_COLUMNS:
         return f"{int(value):,}"
+    if column in _LIST_COLUMNS and isinstance(value, list):
+        return ", ".join(str(v) for v in value)
     return str(value)
 
 
@@ -154,4 +171,13 @@ def _summary(result: ReportResult) -> str:
         parts.append(f"origin {result.meta['origin']}")
     if result.report == "protocols":
         parts[0] = f"{sum(int(n['frames']) for n in result.rows)} frames"
+    if result.report == "apps" and result.meta.get("by") == "app":
+        parts.append(f"{human_bytes(int(result.meta.get('labelled_bytes') or 0))} of "
+                     f"{human_bytes(int(result.meta.get('total_bytes') or 0))} labelled")
+    if result.report == "processes":
+        share = result.meta.get("attributed")
+        parts.append(f"{human_bytes(int(result.meta.get('process_bytes') or 0))} of "
+                     f"{human_bytes(int(result.meta.get('local_bytes') or 0))} local bytes "
+                     "attributed to a process"
+                     + ("" if share is None else f" ({100 * float(share):.1f} %)"))
     return "; ".join(parts)

@@ -82,6 +82,11 @@ def synthetic_batch(n_rows: int, *, host: str = "bench-host", start_s: int = 1_7
     flows["tcp_flags"] = np.where(flows["ip_proto"] == 6,
                                   rng.integers(0, 64, size=n), 0).astype(np.uint16)
     flows["app"] = np.array(["", "dns", "tls", "ssh"], dtype=object)[rng.integers(0, 4, size=n)]
+    # local processes of the host's own TCP/UDP records (no random draw: the rest stays)
+    own = (flows["direction"] != 0) & (flows["ip_proto"] != 1)
+    which = np.where(own, flows["src_port"] % 4, 0)
+    flows["process"] = np.array(["", "curl", "sshd", "unbound"], dtype=object)[which]
+    flows["pid"] = np.where(which > 0, 1000 + which, 0).astype(np.uint32)
 
     starts = (start_s + np.arange(intervals, dtype=np.int64) * interval_s) * NS
     m = len(CHAIN_PATHS)

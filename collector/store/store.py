@@ -23,7 +23,7 @@ from typing import Any
 from netwarden.sensor.records import FlowBatch
 
 from . import ledger, migrations, retention
-from .backend import Backend, Row
+from .backend import Backend, Columns, Row
 from .embedded import ChdbBackend
 from .errors import StoreError
 from .ledger import BatchMark
@@ -32,6 +32,7 @@ from .schema import (
     FLAVOURS,
     Flavour,
     RetentionDays,
+    Table,
     check_database_name,
     flavour_for_address_type,
     flavour_for_version,
@@ -241,6 +242,16 @@ class Store:
                     flow_rows = len(cols["host"])
             self._buffer.settle()
             return flow_rows
+
+    def insert(self, table: Table, columns: Columns) -> None:
+        """Insert rows into ``table`` at once, unbuffered (equal-length numpy columns,
+        every column of the table): for tables the collector computes itself, such as
+        ``policy_usage`` (see :mod:`netwarden.collector.policy`)."""
+        with self._lock:
+            self._check_started()
+            if columns and len(next(iter(columns.values()))):
+                self._backend.insert(self.database, table, columns)
+                self.inserts += 1
 
     def discard_pending(self) -> None:
         """Forget the rows buffered and not inserted (after a failed flush whose batches

@@ -33,15 +33,24 @@ log = get_logger("netwarden.analyze")
                    "directions (repeatable).")
 @click.option("--hierarchy/--no-hierarchy", default=None,
               help="Run tshark for the protocol hierarchy.  [default: on]")
+@click.option("--apps/--no-apps", "apps", default=True,
+              help="Label records with apps (TLS/QUIC server names, DNS answers, "
+                   "well-known ports; tshark on flow heads).  [default: on]")
+@click.option("--apps-rules", "apps_rules", metavar="FILE",
+              type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="App rules file (TOML) instead of the default set.")
 @click.option("--dump", is_flag=True, help="Print the effective config and exit.")
 def command(files: tuple[Path, ...], target: str | None, database: str | None,
             config_path: Path | None, host: str | None, interval_s: int | None,
-            host_addresses: tuple[str, ...], hierarchy: bool | None, dump: bool) -> None:
+            host_addresses: tuple[str, ...], hierarchy: bool | None, apps: bool,
+            apps_rules: Path | None, dump: bool) -> None:
     """Analyse capture files (pcap, pcapng) into flow records in a store.
 
     Each file is read as far as it can be: a file cut short or damaged part-way is
     counted up to the damage, with a warning. Intervals are aligned to each file's
-    first packet, so `report io` rows line up with tshark's `-z io,stat`.
+    first packet, so `report io` rows line up with tshark's `-z io,stat`. Records get
+    app labels from TLS/QUIC server names, DNS answers and well-known ports (see
+    `netwarden report apps`) unless --no-apps.
 
     Exit status: 0 when every file could be read (even partly), 1 when a file could
     not be read at all, 2 for a bad command line or config.
@@ -58,11 +67,17 @@ def command(files: tuple[Path, ...], target: str | None, database: str | None,
     if dump:
         click.echo(dump_config(cfg), nl=False)
         return
-    _run(cfg, files)
+    rules = None
+    if apps:
+        from netwarden.sensor.apprules import load_rules
+
+        rules = load_rules(apps_rules)  # a bad rules file fails before any work
+    _run(cfg, files, rules)
 
 
-def _run(cfg: Any, files: tuple[Path, ...]) -> None:
+def _run(cfg: Any, files: tuple[Path, ...], rules: Any = None) -> None:
     from netwarden.collector.store import open_store
+    from netwarden.sensor.enrich import Enricher, Enrichers
     from netwarden.sensor.pipeline import FileAnalyzer, PipelineSettings
 
     p = cfg.pipeline
@@ -72,6 +87,17 @@ def _run(cfg: Any, files: tuple[Path, ...]) -> None:
         batch_packets=p.batch_packets)
     failed: list[str] = []
     analyzers: dict[str, FileAnalyzer] = {}
+
+    def analyzer(host: str) -> FileAnalyzer:
+        """One analyzer (and labeller: streams are numbered per analyzer) per host."""
+        if host not in analyzers:
+            stages: list[Enricher] = []
+            if rules is not None:
+                from netwarden.sensor.apps import AppLabeller
+
+                stages.append(AppLabeller(rules))
+            analyzers[host] = FileAnalyzer(host, settings, Enrichers(stages))
+        return analyzers[host]
     store = open_store(cfg.store.target, database=cfg.store.database,
                        batch_rows=cfg.store.batch_rows, flush_seconds=cfg.store.flush_seconds)
     # Connecting (and migrating) takes a second or two: do it once tshark dissects the
@@ -89,7 +115,7 @@ def _run(cfg: Any, files: tuple[Path, ...]) -> None:
     try:
         for path in files:
             host = p.host or path.name
-            fa = analyzers.setdefault(host, FileAnalyzer(host, settings))
+            fa = analyzer(host)
             try:
                 with _Progress(path) as progress:
                     res = fa.run(path, sink, progress, accounted=flush,
@@ -109,6 +135,8 @@ def _run(cfg: Any, files: tuple[Path, ...]) -> None:
     except OSError as exc:
         raise RuntimeFailure(f"analyze: {exc}") from exc
     finally:
+        for fa in analyzers.values():
+            fa.enrichers.close()
         if starting.ok():
             store.stop()
     if failed:

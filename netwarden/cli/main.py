@@ -22,7 +22,7 @@ from types import ModuleType
 
 import click
 
-from netwarden.cli import analyze, collector, export, report, sensor
+from netwarden.cli import analyze, collector, export, policy, report, sensor
 from netwarden.errors import NetwardenError
 from netwarden.logging import LEVELS, configure_logging, debug_enabled
 
@@ -52,7 +52,7 @@ def cli(log_level: str, log_json: bool | None) -> None:
 
 
 # Modules defining one subcommand each, as ``command``.
-SUBCOMMANDS: tuple[ModuleType, ...] = (analyze, report, collector, sensor, export)
+SUBCOMMANDS: tuple[ModuleType, ...] = (analyze, report, collector, sensor, export, policy)
 
 
 def register(group: click.Group, modules: Sequence[ModuleType]) -> None:

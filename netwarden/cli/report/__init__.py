@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import click
 
+from netwarden.cli.report import all as all_reports
 from netwarden.cli.report import (
+    apps,
     conversations,
+    geo,
     io,
     ports,
+    processes,
     protocols,
     sizes,
     talkers,
@@ -34,9 +38,12 @@ def command() -> None:
       netwarden report conversations --kind tcp --top 20
       netwarden report io --interval 60 --since 2h --format csv
       netwarden report talkers --host web1 --format json --output top.json
+      netwarden report geo --by asn --top 20
+      netwarden report apps --by name --top 20
     """
 
 
 for _module in (conversations, protocols, io, talkers, ports, ttl, sizes, usage, timeline,
-                transport):
+                transport, geo, processes, apps):
     command.add_command(_module.command)
+command.add_command(all_reports.command)

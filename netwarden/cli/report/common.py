@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from netwarden.collector.store import Store
 
 __all__ = ["CommonOptions", "check_local_store", "common", "common_options", "emit", "fetch",
-           "filters_of", "run", "store_settings", "top_option"]
+           "fetch_many", "filters_of", "run", "source_options", "store_settings", "top_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -68,9 +68,11 @@ class CommonOptions:
     hosts: tuple[str, ...]
     fmt: str
     output: Path | None
+    plot: Path | None = None
 
 
-def common_options(func: F) -> F:
+def source_options(func: F) -> F:
+    """Where the records come from and which: store/collector, time range, hosts."""
     options = [
         click.option("--store", "store", metavar="DIR|URL", default=None,
                      help="Store to read: a chdb data directory or a clickhouse://host:port "
@@ -91,19 +93,40 @@ def common_options(func: F) -> F:
                      help="Only intervals starting before this time. " + _TIME_HELP),
         click.option("--host", "hosts", multiple=True, metavar="NAME",
                      help="Only records of this host (repeat for several). Default: all."),
-        click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]),
-                     default="table", show_default=True,
-                     help="table: for people (bytes humanised); json and csv: exact numbers."),
-        click.option("--output", "output", type=click.Path(dir_okay=False, writable=True,
-                                                            path_type=Path),
-                     default=None, help="Write to FILE instead of standard output."),
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
+def common_options(func: F) -> F:
+    """:func:`source_options` and the output options (--format, --output, --plot)."""
+    options = [
+        click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]),
+                     default="table", show_default=True,
+                     help="table: for people (bytes humanised); json and csv: exact numbers."),
+        click.option("--output", "output", type=click.Path(dir_okay=False, writable=True,
+                                                            path_type=Path),
+                     default=None, help="Write to FILE instead of standard output."),
+        click.option("--plot", "plot", type=click.Path(dir_okay=False, writable=True,
+                                                        path_type=Path),
+                     default=None, metavar="FILE.html|FILE.png",
+                     help="Also draw the report's chart: FILE.html a self-contained "
+                          "interactive page (works offline), FILE.png an image (drawn "
+                          "by a headless Chromium)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return source_options(func)
+
+
 def common(kwargs: dict[str, Any]) -> CommonOptions:
+    """Pop the common options out of a command's ``kwargs`` (output ones may be absent)."""
+    plot = kwargs.pop("plot", None)
+    if plot is not None:
+        from netwarden.collector.reports.charts.render import check_plot_path
+
+        check_plot_path(plot)
     return CommonOptions(
         store=kwargs.pop("store"),
         collector=kwargs.pop("collector"),
@@ -112,8 +135,9 @@ def common(kwargs: dict[str, Any]) -> CommonOptions:
         since=kwargs.pop("since"),
         until=kwargs.pop("until"),
         hosts=tuple(kwargs.pop("hosts")),
-        fmt=kwargs.pop("fmt"),
-        output=kwargs.pop("output"),
+        fmt=kwargs.pop("fmt", "table"),
+        output=kwargs.pop("output", None),
+        plot=plot,
     )
 
 
@@ -159,27 +183,46 @@ def run(opts: CommonOptions, report: str, params: dict[str, Any] | None = None) 
 def fetch(opts: CommonOptions, report: str, params: dict[str, Any] | None = None
           ) -> ReportResult:
     """The result of ``report`` with ``params`` from the store or the collector."""
+    return fetch_many(opts, [(report, params)])[0]
+
+
+def fetch_many(opts: CommonOptions, requests: list[tuple[str, dict[str, Any] | None]]
+               ) -> list[ReportResult]:
+    """The results of several ``(report, params)`` (the store is opened once)."""
+    if opts.plot is not None:
+        from netwarden.collector.reports.charts import has_chart
+        from netwarden.collector.reports.charts.render import no_chart_message
+
+        for report, _ in requests:
+            if not has_chart(report):
+                raise UsageError(no_chart_message(report))
     filters = filters_of(opts)
     from netwarden.collector.query import filters_json
 
-    full = {**(params or {}), "filters": filters_json(filters)}
+    full = [(report, {**(params or {}), "filters": filters_json(filters)})
+            for report, params in requests]
     if opts.collector is not None:
-        return _from_collector(opts, report, full)
-    return _from_store(opts, report, full)
+        return [_from_collector(opts, report, p) for report, p in full]
+    return _from_store(opts, full)
 
 
 def emit(opts: CommonOptions, result: ReportResult) -> None:
-    """Write ``result`` in ``opts.fmt`` to ``opts.output`` or standard output."""
+    """Write ``result`` in ``opts.fmt`` to ``opts.output`` or standard output, and its
+    chart to ``opts.plot`` when given."""
     from netwarden.collector.reports.output import write
 
     if opts.output is None:
         write(result, opts.fmt, sys.stdout)
-        return
-    try:
-        with opts.output.open("w", encoding="utf-8", newline="") as stream:
-            write(result, opts.fmt, stream)
-    except OSError as exc:
-        raise RuntimeFailure(f"cannot write {opts.output}: {exc.strerror}") from None
+    else:
+        try:
+            with opts.output.open("w", encoding="utf-8", newline="") as stream:
+                write(result, opts.fmt, stream)
+        except OSError as exc:
+            raise RuntimeFailure(f"cannot write {opts.output}: {exc.strerror}") from None
+    if opts.plot is not None:
+        from netwarden.collector.reports.charts.render import plot_result
+
+        plot_result(result, opts.plot)
 
 
 def _from_collector(opts: CommonOptions, report: str, params: dict[str, Any]) -> ReportResult:
@@ -200,7 +243,8 @@ def _from_collector(opts: CommonOptions, report: str, params: dict[str, Any]) ->
     return query_report(opts.collector, report, params)
 
 
-def _from_store(opts: CommonOptions, report: str, params: dict[str, Any]) -> ReportResult:
+def _from_store(opts: CommonOptions, requests: list[tuple[str, dict[str, Any]]]
+                ) -> list[ReportResult]:
     target, database = store_settings(opts)
     check_local_store(target)
     from netwarden.collector.query import run_report
@@ -213,7 +257,7 @@ def _from_store(opts: CommonOptions, report: str, params: dict[str, Any]) -> Rep
         raise RuntimeFailure(f"cannot open store {target}: {exc}") from None
     try:
         _check_not_empty(store, target, database)
-        return run_report(store, report, params)
+        return [run_report(store, report, params) for report, params in requests]
     except StoreError as exc:
         raise RuntimeFailure(str(exc)) from None
     finally:
