@@ -18,6 +18,9 @@ asked for it, so nothing races:
   ``group_rows`` flow rows) and stores their batches with one insert per table and one
   ledger insert. With one sensor that is one flush per batch; with many, the inserts
   grow instead of multiplying. No timer delays a batch.
+* **after storing** (optional ``on_stored``): once a group's ledger rows are written,
+  ``on_stored`` gets the ``(host, batch)`` pairs stored, on this thread, before the acks
+  (the policy usage rollup, :mod:`netwarden.collector.policy.usage`). It must not raise.
 * **failure**: when the store fails, what is buffered is discarded, the streams whose
   batches were in the group are ended (the sensors reconnect with backoff and resend),
   and their hosts lose their owner until they say hello again, which cleans up first.
@@ -28,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import Protocol
 
@@ -99,8 +102,11 @@ class Ingest:
     """The writer thread of a collector. Component style: ``start()``, ``stop()``."""
 
     def __init__(self, store: Store, *, queue_batches: int = 256,
-                 group_rows: int = 200_000) -> None:
+                 group_rows: int = 200_000,
+                 on_stored: Callable[[Sequence[tuple[str, FlowBatch]]], None] | None = None
+                 ) -> None:
         self.store = store
+        self.on_stored = on_stored
         self.group_rows = group_rows
         self.stats = IngestStats()
         self._queue: queue.Queue[_Job] = queue.Queue(maxsize=queue_batches)
@@ -228,6 +234,7 @@ class Ingest:
         if not group:
             return
         marks: list[BatchMark] = []
+        stored_batches: list[tuple[str, FlowBatch]] = []
         new_top: dict[str, int] = {}  # host -> highest seq stored by this group
         answered: dict[int, Session] = {}  # sessions to acknowledge, by id
         flow_rows = 0
@@ -242,6 +249,7 @@ class Ingest:
                     self.stats.duplicates += 1
                     continue
                 marks.append(BatchMark.of(w.batch, w.seq, host))
+                stored_batches.append((host, w.batch))
                 new_top[host] = w.seq
                 flow_rows += nrows(w.batch.flows)
                 self.store.write(w.batch, host=host, seq=w.seq)
@@ -256,6 +264,11 @@ class Ingest:
                 self.stats.batches += len(marks)
                 self.stats.flow_rows += flow_rows
                 self.stats.groups += 1
+                if self.on_stored is not None:
+                    try:
+                        self.on_stored(stored_batches)
+                    except Exception as exc:  # the batches are stored: still acknowledge
+                        log.error("after-store hook failed", error=repr(exc))
         for session in answered.values():
             stored = self._stored.get(session.host)
             if stored is not None and self._owner.get(session.host) is session:

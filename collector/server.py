@@ -29,12 +29,13 @@ import queue
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from netwarden.collector.config import CollectorConfig
 from netwarden.collector.ingest import Ingest
+from netwarden.collector.policy.status import POLICY_STATUS
 from netwarden.collector.query import has_records, result_json, run_report
 from netwarden.collector.store import Store, StoreError, open_store
 from netwarden.endpoint import grpc_options, split_endpoint
@@ -43,6 +44,9 @@ from netwarden.logging import get_logger
 from netwarden.proto import netwarden_pb2 as pb
 from netwarden.proto import netwarden_pb2_grpc as pb_grpc
 from netwarden.sensor.wire import PROTOCOL_VERSION, WireError, decode_batch
+
+if TYPE_CHECKING:
+    from netwarden.collector.policy.engine import PolicyEngine
 
 __all__ = ["CollectorServer"]
 
@@ -112,6 +116,7 @@ class CollectorServer:
         self.config = config
         self.store: Store | None = None
         self.ingest: Ingest | None = None
+        self.policy: PolicyEngine | None = None
         self.port = 0
         self._grpc: Any = None
         self._sessions: dict[str, _StreamSession] = {}
@@ -144,7 +149,13 @@ class CollectorServer:
         store.start()
         self.store = store
         try:
-            self.ingest = Ingest(store, queue_batches=c.queue_batches, group_rows=c.group_rows)
+            if self.config.policy.files:
+                from netwarden.collector.policy.engine import PolicyEngine
+
+                self.policy = PolicyEngine(self.config.policy, store)
+                self.policy.start()
+            self.ingest = Ingest(store, queue_batches=c.queue_batches, group_rows=c.group_rows,
+                                 on_stored=self.policy.rollup if self.policy else None)
             self.ingest.start()
             workers = c.max_streams + QUERY_WORKERS
             server = grpc.server(
@@ -167,6 +178,8 @@ class CollectorServer:
         except BaseException:
             if self.ingest is not None:
                 self.ingest.stop()
+            if self.policy is not None:
+                self.policy.stop()
             store.stop()
             raise
         log.info("collector listening", address=self.address, store=store.target,
@@ -188,6 +201,8 @@ class CollectorServer:
             done.wait(timeout)
         if self.ingest is not None:
             self.ingest.stop(timeout)
+        if self.policy is not None:
+            self.policy.stop()
         if self.store is not None:
             self.store.stop()
         log.info("collector stopped")
@@ -315,6 +330,8 @@ class CollectorServer:
             params = json.loads(request.params_json) if request.params_json else {}
         except ValueError as exc:
             return grpc.StatusCode.INVALID_ARGUMENT, f"params_json is not JSON: {exc}", None
+        if request.report == POLICY_STATUS:  # answered from the collector's own policies
+            return self._policy_status()
         try:
             if not has_records(store):
                 return (grpc.StatusCode.FAILED_PRECONDITION,
@@ -329,6 +346,21 @@ class CollectorServer:
             return grpc.StatusCode.UNAVAILABLE, exc.message.splitlines()[0], None
         except NetwardenError as exc:
             return grpc.StatusCode.INTERNAL, exc.message.splitlines()[0], None
+        return None, "", pb.QueryReply(result_json=result_json(result), columns=result.columns)
+
+
+    def _policy_status(self) -> tuple[grpc.StatusCode | None, str, pb.QueryReply | None]:
+        engine = self.policy
+        if engine is None:
+            return (grpc.StatusCode.FAILED_PRECONDITION,
+                    "this collector evaluates no policy (no [policy] files)", None)
+        from netwarden.collector.policy.status import status_result
+
+        try:
+            state = engine.state  # the last scheduled evaluation
+            result = status_result(state if state is not None else engine.compute())
+        except StoreError as exc:
+            return grpc.StatusCode.UNAVAILABLE, exc.message.splitlines()[0], None
         return None, "", pb.QueryReply(result_json=result_json(result), columns=result.columns)
 
 

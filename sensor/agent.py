@@ -27,6 +27,7 @@ oldest batches are dropped, counted and logged (see :mod:`.outbox`).
 from __future__ import annotations
 
 import dataclasses
+import queue
 import random
 import socket
 import threading
@@ -45,6 +46,7 @@ from netwarden.proto import netwarden_pb2 as pb
 from netwarden.proto import netwarden_pb2_grpc as pb_grpc
 from netwarden.sensor.accountant import Accountant, PacketBatch
 from netwarden.sensor.config import SensorConfig, effective
+from netwarden.sensor.enforce.enforcer import Enforcer
 from netwarden.sensor.enrich import Enricher, Enrichers
 from netwarden.sensor.hostaddrs import HostAddresses
 from netwarden.sensor.livedissect import DissectedInterval, LiveDissector
@@ -127,6 +129,10 @@ class SensorAgent:
         # app labels and process attribution (sensor/enrich.py); built in start() from
         # the configuration when not given
         self._enrichers = enrichers
+        # iptables enforcement (sensor/enforce/): only when enforce.mode is not "off"
+        self._enforcer: Enforcer | None = None
+        # AppliedState messages waiting to go out on the stream (before the next batch)
+        self._control: queue.Queue[pb.SensorMessage] = queue.Queue()
         self._accountant: Accountant | None = None
         self._dissector: LiveDissector | None = None
         self._chains: list[Columns] = []  # hierarchy rows waiting for the next flush
@@ -175,6 +181,10 @@ class SensorAgent:
                 interval_s=interval_s,
                 max_packets_per_interval=max(1, int(d.max_packets_per_s * interval_s)))
             self._dissector.start()
+        if self.config.enforce.mode != "off":
+            self._enforcer = Enforcer(self.config.enforce, [self.config.transport.collector],
+                                      on_change=self._send_applied)
+            self._enforcer.start()  # restores the saved state: enforcing without a collector
         self.source.start()
         self._capture = threading.Thread(target=self._capture_loop, name="sensor-capture",
                                          daemon=True)
@@ -220,6 +230,8 @@ class SensorAgent:
                 self._call.cancel()
         if self._transport is not None:
             self._transport.join(timeout=5.0)
+        if self._enforcer is not None:
+            self._enforcer.stop()  # the rules stay in force (they carry their expiry)
         if not delivered:
             log.warning("sensor stopped with batches not acknowledged by the collector",
                         batches=len(self.outbox), bytes=self.outbox.bytes)
@@ -379,13 +391,29 @@ class SensorAgent:
                         self.outbox.ack(msg.ack.seq)
                 elif kind == "error":
                     self._collector_error(msg.error)
-                # enforcement: the policy issue
+                elif kind == "enforcement":
+                    self._enforcement(msg.enforcement)
             return anchored.is_set()
         finally:
             ended.set()
             with self._call_lock:
                 self._call = None
             channel.close()
+
+    def _enforcement(self, desired: pb.Enforcement) -> None:
+        """Apply the collector's desired state (refused as a whole when enforcement is off)
+        and report what is in force."""
+        if self._enforcer is None:
+            log.warning("enforcement received while enforce.mode is off; nothing applied",
+                        version=desired.version)
+            self._send_applied(pb.AppliedState(
+                mode="off", error="enforcement is off on this sensor (enforce.mode)"))
+            return
+        self._send_applied(self._enforcer.apply(desired))
+
+    def _send_applied(self, state: pb.AppliedState) -> None:
+        """Queue ``state`` for the collector (sent on the current or the next stream)."""
+        self._control.put(pb.SensorMessage(applied=state))
 
     def _collector_error(self, err: pb.Error) -> None:
         self.stats.collector_errors += 1
@@ -409,8 +437,15 @@ class SensorAgent:
                     if self._call is not None:
                         self._call.cancel()
                 return
+        if self._enforcer is not None:  # what is in force, for a collector that just met us
+            self._send_applied(self._enforcer.state())
         sent = 0
         while not ended.is_set() and not self._stop_transport.is_set():
+            while True:
+                try:
+                    yield self._control.get_nowait()
+                except queue.Empty:
+                    break
             entry = self.outbox.next_after(sent, POLL_S)
             if entry is None:
                 continue

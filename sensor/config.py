@@ -16,6 +16,7 @@ from pydantic_core import PydanticCustomError
 
 from netwarden.config import ConfigModel
 from netwarden.endpoint import DEFAULT_COLLECTOR, check_endpoint
+from netwarden.sensor.enforce.config import EnforceConfig
 
 __all__ = ["AppsSection", "CaptureSection", "DissectionSection", "ProcessesSection", "SensorConfig",
            "SensorSection", "TransportSection", "effective"]
@@ -154,6 +155,7 @@ class SensorConfig(ConfigModel):
     processes: ProcessesSection = Field(default_factory=ProcessesSection)
     apps: AppsSection = Field(default_factory=AppsSection)
     transport: TransportSection = Field(default_factory=TransportSection)
+    enforce: EnforceConfig = Field(default_factory=EnforceConfig)
 
 
 def effective(config: SensorConfig) -> SensorConfig:

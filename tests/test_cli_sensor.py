@@ -19,12 +19,15 @@ from fixtures.collector import PCAPS, CollectorFactory, host_totals, wait_for
 from netwarden.cli.main import main
 from netwarden.config import load_config
 from netwarden.sensor.config import (
+    AppsSection,
     CaptureSection,
     DissectionSection,
+    ProcessesSection,
     SensorConfig,
     SensorSection,
     TransportSection,
 )
+from netwarden.sensor.enforce.config import EnforceConfig
 
 REPO = Path(__file__).resolve().parents[1]
 NETWARDEN = Path(sys.executable).with_name("netwarden")
@@ -92,7 +95,8 @@ def test_example_config_mentions_every_key() -> None:
     cfg = load_config(SensorConfig, EXAMPLE)
     assert cfg == SensorConfig()
     text = EXAMPLE.read_text(encoding="utf-8")
-    for section in (SensorSection, CaptureSection, DissectionSection, TransportSection):
+    for section in (SensorSection, CaptureSection, DissectionSection, ProcessesSection,
+                    AppsSection, TransportSection, EnforceConfig):
         for name in section.model_fields:
             assert re.search(rf"^(# )?{name} = ", text, re.M), f"example lacks {name}"
 

@@ -290,6 +290,7 @@ PARAMS: list[tuple[str, dict[str, Any]]] = [
     ("protocol_counts", {}),
     ("geo", {"by": "asn", "top": 3}),
     ("processes", {"top": 3}),
+    ("apps", {"by": "app", "top": 5}),
 ]
 
 

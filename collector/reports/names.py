@@ -20,9 +20,12 @@ def ip_proto_name(number: int) -> str:
 
 
 def network_name(ip_version: int, ethertype: int) -> str:
-    """``ipv4``/``ipv6`` for an IP record, else the ethertype's name (``0xNNNN`` if none)."""
+    """``ipv4``/``ipv6`` for an IP record, else the ethertype's name (``0xNNNN`` if none;
+    ``other`` when the frame has no ethertype, e.g. 802.3/LLC or an unknown link type)."""
     if ip_version == 4:
         return "ipv4"
     if ip_version == 6:
         return "ipv6"
+    if ethertype == 0:
+        return "other"
     return ETHERTYPES.get(ethertype, f"0x{ethertype:04x}")

@@ -25,7 +25,8 @@ Format = Literal["table", "json", "csv"]
 FORMATS: Final[tuple[Format, ...]] = ("table", "json", "csv")
 
 _BYTE_COLUMNS: Final = frozenset({"bytes", "bytes_a_to_b", "bytes_b_to_a", "bytes_in",
-                                  "bytes_out", "bytes_local"})
+                                  "bytes_out", "bytes_local", "src_port_bytes",
+                                  "dst_port_bytes"})
 _TIME_COLUMNS: Final = frozenset({"rel_start", "duration"})
 _TEXT_COLUMNS: Final = frozenset({"host", "a", "b", "key", "protocol", "path", "country",
                                   "country_name", "as_name", "process", "pids", "app", "name",
@@ -52,12 +53,24 @@ _HEADERS: Final = {
     "bytes_local": "Bytes local", "flows": "Flows",
     "app": "App", "name": "Server name", "source": "Source", "sources": "Label sources",
     "names": "Top names", "packets": "Packets",
+    "mix": "Protocols", "src_port": "Top src port", "src_port_bytes": "Src port bytes",
+    "dst_port": "Top dst port", "dst_port_bytes": "Dst port bytes",
+    "network": "Network", "transport": "Transport", "time": "Time (UTC)",
+    "bucket": "Frame length", "count": "Frames", "version": "IP", "min": "Min",
+    "max": "Max", "mean": "Mean", "variance": "Variance", "depth": "Depth", "path": "Path",
 }
-_KEY_HEADERS: Final = {"talkers": "Address", "ports": "Port"}
+_KEY_HEADERS: Final = {"talkers": "Address", "ports": "Port", "transport": "Address",
+                       "ttl": "Source address"}
+# ``sources`` is a count of source addresses in ``protocols --flat``, label sources in apps
+_REPORT_HEADERS: Final = {("protocol_counts", "sources"): "Source addresses",
+                          ("ttl", "count"): "Frames"}
+# identifiers, never shown with thousands separators
+_ID_COLUMNS: Final = frozenset({"src_port", "dst_port", "port_a", "port_b", "asn", "pids",
+                                "origin_ns", "version", "depth"})
 _KIND_NAMES: Final = {"ip": "IPv4", "ipv6": "IPv6", "tcp": "TCP", "udp": "UDP"}
 _COUNT_COLUMNS: Final = frozenset({"frames", "frames_a_to_b", "frames_b_to_a", "addresses",
                                    "packets"})
-_LIST_COLUMNS: Final = frozenset({"sources", "names"})
+_LIST_COLUMNS: Final = frozenset({"sources", "names", "pids"})
 _UNITS: Final = ("kB", "MB", "GB", "TB", "PB")
 
 
@@ -136,11 +149,22 @@ def _table(result: ReportResult) -> Table:
             columns.remove("host")  # one host: it is in the summary line
     for col in columns:
         justify: Literal["left", "right"] = "left" if col in _TEXT_COLUMNS else "right"
-        header = _KEY_HEADERS.get(result.report, "Key") if col == "key" else _HEADERS.get(col, col)
-        table.add_column(header, justify=justify, no_wrap=True)
+        table.add_column(header(result.report, col), justify=justify, no_wrap=True)
     for row in rows:
         table.add_row(*(_cell(col, row.get(col)) for col in columns))
     return table
+
+
+def header(report: str, column: str) -> str:
+    """The column's heading for people (tables, the HTML page); JSON/CSV keep the names."""
+    if column == "key":
+        return _KEY_HEADERS.get(report, "Key")
+    return _REPORT_HEADERS.get((report, column)) or _HEADERS.get(column, column)
+
+
+def is_identifier(column: str) -> bool:
+    """Ports, AS numbers, pids...: numbers shown as they are, without separators."""
+    return column in _ID_COLUMNS
 
 
 def _cell(column: str, value: Any) -> str:

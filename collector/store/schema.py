@@ -256,9 +256,42 @@ SENSOR_BATCHES: Final = Table(
     order_by=("host", "seq"), primary_key=("host", "seq"), partition="month", retention="none",
 )
 
+# Data-plan policies (collector/policy/). ``policy_usage``: bytes of the records a policy
+# counts per host and minute, written by the collector at ingest (not a view: matching
+# needs CIDRs, port ranges and app sets). ``definition`` is a digest of the policy's
+# what/exempt, so a changed policy starts new rows. ``policy_decisions`` (the audit) and
+# ``policy_alerts`` (tier crossings): one row per event; ``hosts`` is a comma-separated
+# sorted list, ``period_end`` 0 for rolling windows.
+POLICY_USAGE: Final = Table(
+    "policy_usage",
+    (Column("policy", object, "string"), Column("definition", object, "string"), HOST, TS,
+     *_u64("bytes", "packets")),
+    order_by=("policy", "definition", "host", "ts"),
+    primary_key=("policy", "definition", "host", "ts"),
+    partition="month", retention="rollup", sum_columns=("bytes", "packets"),
+)
+_DECISION_COLS: Final = (
+    TS, Column("policy", object, "string"), Column("scope", object, "string"),
+    Column("hosts", object, "string"), *_u64("usage", "quota"),
+    Column("percent", np.float64), Column("threshold", np.float64),
+    Column("tier", np.uint8), Column("action", object, "string"),
+    Column("period_end", np.uint32, "datetime"),
+)
+POLICY_DECISIONS: Final = Table(
+    "policy_decisions", (*_DECISION_COLS, Column("version", object, "string")),
+    order_by=("policy", "ts", "scope"), primary_key=("policy", "ts"),
+    partition="month", retention="rollup",
+)
+POLICY_ALERTS: Final = Table(
+    "policy_alerts", (*_DECISION_COLS, Column("message", object, "string")),
+    order_by=("policy", "ts", "scope"), primary_key=("policy", "ts"),
+    partition="month", retention="rollup",
+)
+POLICY_TABLES: Final = (POLICY_USAGE, POLICY_DECISIONS, POLICY_ALERTS)
+
 RAW_TABLES: Final = (FLOWS, PROTO_CHAINS, PKT_SIZES, CAPTURE_STATS, APP_NAMES)
 ROLLUP_TABLES: Final = (USAGE_15M, TALKERS_1H, CHAINS_1H, SIZES_1H)
-TABLES: Final = (*RAW_TABLES, *ROLLUP_TABLES, SENSOR_BATCHES)
+TABLES: Final = (*RAW_TABLES, *ROLLUP_TABLES, SENSOR_BATCHES, *POLICY_TABLES)
 TABLES_BY_NAME: Final = {t.name: t for t in TABLES}
 
 # Direction 1 (in) counts as "in"; everything else (0 other, 2 out, 3 local) counts as

@@ -1,13 +1,24 @@
-"""``netwarden policy``: data-plan policy files (``policy check FILE... [--dump]``)."""
+"""``netwarden policy``: data-plan policies.
+
+``policy check FILE... [--dump]`` checks files; ``policy status`` shows, per policy and
+scope, usage against quota on a store or a collector; ``policy simulate FILE --since 30d``
+replays stored history through policies (see :mod:`netwarden.collector.policy`).
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from netwarden.cli.report.common import TimeType
+
 if TYPE_CHECKING:
+    from netwarden.collector.config import CollectorConfig
+    from netwarden.collector.store import Store
     from netwarden.policy.model import Match, Period, Policy, PolicySet, Selector, Tier
 
 HEADERS = ("POLICY", "WHO", "WHAT", "QUOTA", "SCOPE", "PERIOD", "TIERS")
@@ -119,3 +130,180 @@ def _tier(t: Tier) -> str:
 
 def _count(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
+
+
+_STORE_HELP = ("Store to read: a chdb data directory or a clickhouse://host:port URL. "
+               "Default: store.target of the config (./netwarden-data).")
+
+
+def _store_options(func: Any) -> Any:
+    options = [
+        click.option("--store", "store", metavar="DIR|URL", default=None, help=_STORE_HELP),
+        click.option("--database", metavar="NAME", default=None,
+                     help="ClickHouse database. Default: store.database of the config."),
+        click.option("--config", "config", default=None,
+                     type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="Collector TOML config: its [store] and [policy] settings."),
+        click.option("--format", "fmt", type=click.Choice(["table", "json"]),
+                     default="table", show_default=True,
+                     help="table: for people (bytes humanised); json: exact numbers."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@command.command(name="status")
+@_store_options
+@click.option("--collector", "collector", metavar="HOST:PORT", default=None,
+              help="Ask a running collector: it evaluates its own policy files.")
+@click.option("--policies", "policy_files", multiple=True, metavar="FILE",
+              type=click.Path(path_type=Path),
+              help="Policy file or directory (repeat for several). Default: [policy] "
+                   "files of --config.")
+def status(store: str | None, database: str | None, config: Path | None, fmt: str,
+           collector: str | None, policy_files: tuple[Path, ...]) -> None:
+    """Per policy and scope: usage, quota, percent, current tier, period end, hosts.
+
+    Usage comes from the policy_usage rollup the collector writes at ingest; a policy
+    the store has no usage rows for is evaluated from the raw flow records (slower).
+    """
+    from netwarden.errors import UsageError
+
+    if collector is not None:
+        given = [name for name, value in (("--store", store), ("--database", database),
+                                          ("--config", config),
+                                          ("--policies", policy_files or None))
+                 if value is not None]
+        if given:
+            raise UsageError(f"--collector and {'/'.join(given)} are mutually exclusive: "
+                             "the collector evaluates its own policies on its own store")
+        from netwarden.collector.client import query_report
+        from netwarden.collector.policy.status import POLICY_STATUS
+
+        _emit_status(query_report(collector, POLICY_STATUS, {}).to_json(), fmt)
+        return
+    from datetime import UTC, datetime
+
+    from netwarden.collector.policy.status import status_result, store_state
+
+    cfg, policies = _config_and_policies(store, database, config, policy_files)
+    with _open(cfg.store.target, cfg.store.database) as opened:
+        state, sources = store_state(opened, policies, datetime.now(UTC),
+                                     labels=cfg.policy.labels)
+    _emit_status(status_result(state, sources).to_json(), fmt)
+
+
+@command.command(name="simulate")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--since", "since", required=True, metavar="TIME",
+              type=TimeType(),
+              help="Replay from this time: a duration back from now (30d), ISO 8601 or "
+                   "epoch seconds.")
+@click.option("--until", "until", default=None, metavar="TIME", type=TimeType(),
+              help="Replay up to this time. Default: now.")
+@click.option("--policy", "only", default=None, metavar="NAME",
+              help="Only this policy of FILE. Default: every policy in it.")
+@_store_options
+def simulate(file: Path, since: int, until: int | None, only: str | None,
+             store: str | None, database: str | None, config: Path | None,
+             fmt: str) -> None:
+    """Replay stored history through the policies of FILE; enforce nothing.
+
+    Prints when each tier would have fired and for whom (the minute the threshold would
+    have been reached, the scope and its hosts, usage and percent).
+    """
+    import json
+    import time
+
+    from netwarden.collector.policy.simulate import simulate as run_simulation
+    from netwarden.errors import UsageError
+
+    cfg, policies = _config_and_policies(store, database, config, (file,))
+    chosen = [p for p in policies.policies if only is None or p.name == only]
+    if not chosen:
+        raise UsageError(f"--policy: no policy {only!r} in {file}")
+    since_s = since // 1_000_000_000
+    until_s = (until // 1_000_000_000) if until is not None else int(time.time())
+    if until_s <= since_s:
+        raise UsageError("--until must be after --since")
+    crossings = []
+    with _open(cfg.store.target, cfg.store.database) as opened:
+        for policy in chosen:
+            crossings += run_simulation(opened, policy, policies, since_s, until_s,
+                                        labels=cfg.policy.labels)
+    crossings.sort()
+    if fmt == "json":
+        click.echo(json.dumps({"since": since_s, "until": until_s,
+                               "policies": [p.name for p in chosen],
+                               "crossings": [c.to_json() for c in crossings]}, indent=2))
+        return
+    from netwarden.collector.reports.output import human_bytes
+
+    rows = [("AT (UTC)", "POLICY", "SCOPE", "HOSTS", "USAGE", "PERCENT", "TIER")]
+    for c in crossings:
+        rows.append((c.to_json()["at_iso"], c.policy, c.scope, ",".join(c.hosts),
+                     human_bytes(c.usage), f"{c.percent:.1f}%",
+                     f"{c.tier}: {c.threshold:g}% {c.action}"))
+    click.echo(_table(rows))
+    click.echo(f"{_count(len(crossings), 'tier crossing', 'tier crossings')} for "
+               f"{_count(len(chosen), 'policy', 'policies')}; nothing was enforced")
+
+
+def _config_and_policies(store: str | None, database: str | None, config: Path | None,
+                         files: tuple[Path, ...]) -> tuple[CollectorConfig, PolicySet]:
+    from netwarden.collector.config import CollectorConfig
+    from netwarden.config import load_config
+    from netwarden.errors import UsageError
+    from netwarden.policy import load_policies
+
+    cfg = load_config(CollectorConfig, config,
+                      {"store.target": store, "store.database": database})
+    paths = list(files) or [Path(f) for f in cfg.policy.files]
+    if not paths:
+        raise UsageError("no policy files: give --policies FILE or a --config whose [policy] "
+                         "files lists some")
+    return cfg, load_policies(paths)
+
+
+@contextlib.contextmanager
+def _open(target: str, database: str) -> Iterator[Store]:
+    from netwarden.cli.report.common import check_local_store
+    from netwarden.collector.store import StoreError, open_store
+    from netwarden.errors import RuntimeFailure
+
+    check_local_store(target)
+    try:
+        opened = open_store(target, database=database)
+        opened.start(migrate=False)
+    except StoreError as exc:
+        raise RuntimeFailure(f"cannot open store {target}: {exc}") from None
+    try:
+        yield opened
+    except StoreError as exc:
+        raise RuntimeFailure(str(exc)) from None
+    finally:
+        opened.stop()
+
+
+def _emit_status(data: dict[str, Any], fmt: str) -> None:
+    import json
+
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2))
+        return
+    from netwarden.collector.reports.output import human_bytes
+
+    rows = [("POLICY", "SCOPE", "USAGE", "QUOTA", "PERCENT", "TIER", "PERIOD END", "HOSTS")]
+    for r in data["rows"]:
+        rows.append((r["policy"], r["scope"], human_bytes(int(r["usage"])),
+                     human_bytes(int(r["quota"])), f"{float(r['percent']):.1f}%", r["tier"],
+                     r["period_end"], ",".join(r["hosts"])))
+    click.echo(_table(rows))
+    click.echo(f"{_count(len(data['rows']), 'scope', 'scopes')} at {data.get('at', '?')}")
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True))
+                     .rstrip() for r in rows)

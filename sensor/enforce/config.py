@@ -41,8 +41,9 @@ class EnforceConfig(ConfigModel):
 
     mode: Mode = Field(
         default="off",
-        description="off: apply nothing (and remove netwarden's chains); dry-run: log what "
-                    "would be applied; on: apply")
+        description="off: no enforcement, iptables is never run (`netwarden sensor "
+                    "uninstall` removes netwarden's chains); dry-run: log what would be "
+                    "applied; on: apply")
     hooks: list[Hook] = Field(
         default_factory=lambda: list(DEFAULT_HOOKS), min_length=1,
         description="built-in chains hooked to netwarden's (input: NETWARDEN-IN, output: "

@@ -14,7 +14,7 @@ import html
 import json
 from typing import Any, Final
 
-from ..output import human_bytes
+from ..output import header, human_bytes, is_identifier
 from ..protocols import flatten
 from ..result import ReportResult
 from .render import figure_div, head_scripts, page
@@ -95,7 +95,7 @@ def result_table(result: ReportResult) -> str:
         rows, columns = result.rows, list(result.columns)
     if not rows:
         return '<p class="note">No rows for this selection.</p>'
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    head = "".join(f"<th>{html.escape(header(result.report, c))}</th>" for c in columns)
     lines = [f'<table class="rows"><thead><tr>{head}</tr></thead><tbody>']
     for row in rows:
         cells = []
@@ -119,11 +119,15 @@ def cell(column: str, value: Any) -> tuple[str, bool]:
     if isinstance(value, bool):
         return str(value).lower(), True
     if isinstance(value, int):
+        if is_identifier(column):
+            return str(value), False
         if "bytes" in column:
             return f'<span title="{value:,} B">{html.escape(human_bytes(value))}</span>', False
         return f"{value:,}", False
     if isinstance(value, float):
         return f"{value:.6g}", False
+    if isinstance(value, list) and all(_scalar(v) for v in value):
+        return html.escape(", ".join(str(v) for v in value)), True
     if isinstance(value, dict | list):
         return html.escape(json.dumps(value)), True
     return html.escape(str(value)), True
