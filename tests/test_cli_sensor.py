@@ -11,10 +11,12 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fixtures.clickhouse_server import free_port
 from fixtures.collector import PCAPS, CollectorFactory, host_totals, wait_for
+from fixtures.netns import netns_fixture  # noqa: F401  (the netns fixture)
 
 from netwarden.cli.main import main
 from netwarden.config import load_config
@@ -150,3 +152,40 @@ def test_sigterm_flushes_and_delivers_what_was_counted(collector_factory: Collec
     assert 0 < stopped["packets"] < 136  # stopped part-way...
     assert host_totals(store)["slow"][0] == stopped["packets"]  # ...and every one delivered
     assert stopped["dropped_batches"] == 0
+
+
+def test_uninstall_removes_the_chains_and_the_state_file_in_a_namespace(
+        netns: Any, tmp_path: Path) -> None:
+    """``sensor uninstall`` run inside a test namespace: netwarden's chains and jumps go,
+    a rule of someone else stays, and the state file is deleted."""
+    topo = netns(["a", "b"])
+    link = topo.link("a", "b")
+    state = tmp_path / "enforce.json"
+    config = tmp_path / "sensor.toml"
+    config.write_text(f'[enforce]\nmode = "on"\nstate_file = "{state}"\n')
+    foreign = ["iptables", "-A", "INPUT", "-p", "udp", "--dport", "7777", "-j", "ACCEPT"]
+    topo.run("a", foreign)
+    before = topo.run("a", ["iptables-save"]).stdout
+    code = (
+        "import sys, time\n"
+        "from netwarden.proto import netwarden_pb2 as pb\n"
+        "from netwarden.sensor.enforce import EnforceConfig, Enforcer, ruleset_id\n"
+        "cfg = EnforceConfig(mode='on', state_file=sys.argv[1])\n"
+        "rule = pb.Rule(id='r1', policy='p', action=pb.ACTION_BLOCK_DROP,\n"
+        "               expires_ns=time.time_ns() + 600 * 10**9,\n"
+        "               match=pb.Match(direction=pb.DIRECTION_OUT, remote_cidrs=[sys.argv[2]]))\n"
+        "e = Enforcer(cfg, [])\n"
+        "e.start()\n"
+        "s = e.apply(pb.Enforcement(version=1, ruleset_id=ruleset_id([rule]), rules=[rule]))\n"
+        "assert not s.error and not s.refused, s\n"
+        "e.stop()\n")
+    topo.python("a", code, str(state), f"{link.addr('b')}/32")
+    applied = topo.run("a", ["iptables-save"]).stdout
+    assert "NETWARDEN" in applied and state.exists()
+    out = topo.run("a", [str(NETWARDEN), "sensor", "uninstall", "--config", str(config)])
+    assert "removed netwarden's iptables chains" in out.stdout
+    after = topo.run("a", ["iptables-save"]).stdout
+    assert "NETWARDEN" not in after and "--dport 7777" in after
+    strip = [ln for ln in before.splitlines() if not ln.startswith("#")]
+    assert [ln for ln in after.splitlines() if not ln.startswith("#")] == strip
+    assert not state.exists()

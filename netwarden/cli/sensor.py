@@ -1,4 +1,5 @@
-"""``netwarden sensor run``: capture on this host and stream flow records to a collector."""
+"""``netwarden sensor run``: capture on this host and stream flow records to a collector;
+``netwarden sensor uninstall``: remove what enforcement left on the host."""
 
 from __future__ import annotations
 
@@ -78,6 +79,9 @@ def _run(cfg: Any, replay: Path | None, speed: float | None) -> None:
 
         source = ReplaySource(replay, speed=speed, retime=speed is not None)
         name = replay.name
+        # replayed packets are not this host's sockets: no process attribution
+        cfg = cfg.model_copy(update={
+            "processes": cfg.processes.model_copy(update={"enabled": False})})
     else:
         from netwarden.sensor.live import LiveSource
 
@@ -100,3 +104,30 @@ def _run(cfg: Any, replay: Path | None, speed: float | None) -> None:
     if replay is not None and not delivered:
         raise RuntimeFailure(f"{replay}: not every batch reached the collector at "
                              f"{cfg.transport.collector}")
+
+
+@command.command(name="uninstall")
+@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False,
+                                                          exists=True),
+              help="The sensor's TOML config file (its [enforce] section).")
+@click.option("--keep-state", is_flag=True,
+              help="Keep the enforcement state file (by default it is deleted, so a later "
+                   "sensor start does not restore the rules).")
+def uninstall(config_path: Path | None, keep_state: bool) -> None:
+    """Remove netwarden's iptables chains and their jumps (IPv4 and IPv6), and the
+    enforcement state file. Rules outside netwarden's chains are never touched."""
+    from netwarden.config import load_config
+    from netwarden.sensor.config import SensorConfig
+    from netwarden.sensor.enforce.enforcer import Enforcer
+    from netwarden.sensor.enforce.iptables import IptablesError
+
+    cfg = load_config(SensorConfig, config_path, {})
+    try:
+        Enforcer(cfg.enforce).uninstall()
+    except (IptablesError, OSError) as exc:
+        raise RuntimeFailure(f"cannot remove netwarden's chains: {exc}") from None
+    click.echo("removed netwarden's iptables chains (IPv4 and IPv6)")
+    state = Path(cfg.enforce.state_file)
+    if not keep_state and state.exists():
+        state.unlink()
+        click.echo(f"removed {state}")
