@@ -21,11 +21,12 @@ import json
 import math
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, ValidationError
+from pydantic_core import PydanticCustomError
 
 from netwarden.errors import ConfigError
 
@@ -35,6 +36,7 @@ __all__ = [
     "PipelineConfig",
     "ReportConfig",
     "StoreConfig",
+    "distinct",
     "dump",
     "load_config",
 ]
@@ -47,6 +49,19 @@ class ConfigModel(BaseModel):
     """Base of every config model: unknown keys are errors, no silent type coercion."""
 
     model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
+
+
+def distinct(what: str) -> Callable[[list[Any]], list[Any]]:
+    """A list check for ``AfterValidator``: no item twice, else the error
+    ``<what> is listed twice: [items]`` (``what``: e.g. ``"an interface"``)."""
+
+    def check(value: list[Any]) -> list[Any]:
+        if len(set(value)) != len(value):
+            raise PydanticCustomError("duplicate", what + " is listed twice: {items}",
+                                      {"items": value})
+        return value
+
+    return check
 
 
 class StoreConfig(ConfigModel):

@@ -135,22 +135,30 @@ def serve(www: Path, v4: str, v6: str) -> None:
 # the client host: look up, fetch, upload; prints what it did as JSON
 
 
-def _fetch(addr: str, path: str) -> int:
-    conn = http.client.HTTPConnection(addr, HTTP_PORT, timeout=10)
-    try:
-        conn.request("GET", path, headers={"Host": WEB_NAME})
-        resp = conn.getresponse()
-        body = resp.read()
-        if resp.status != 200:
-            raise RuntimeError(f"GET http://{WEB_NAME}{path}: HTTP {resp.status}")
-        return len(body)
-    finally:
-        conn.close()
+def _fetch_all(addr: str, paths: Sequence[str]) -> dict[str, int]:
+    """GET every path, a moment after connecting, as a browser does (and a connection
+    that lives long enough for the sensor's process scan to see its socket)."""
+    out = {}
+    for path in paths:
+        conn = http.client.HTTPConnection(addr, HTTP_PORT, timeout=10)
+        try:
+            conn.connect()
+            time.sleep(0.15)
+            conn.request("GET", path, headers={"Host": WEB_NAME})
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"GET http://{WEB_NAME}{path}: HTTP {resp.status}")
+            out[path] = len(body)
+        finally:
+            conn.close()
+    return out
 
 
 def _upload(addr: str, nbytes: int) -> int:
     block = random.randbytes(1 << 16)
     with socket.create_connection((addr, BULK_PORT), timeout=20) as s:
+        time.sleep(0.2)  # the client prepares its upload
         left = nbytes
         while left > 0:
             left -= s.send(block[:min(left, len(block))])
@@ -168,7 +176,7 @@ def client(dns4: str, dns6: str, bulk_bytes: int) -> dict[str, Any]:
         if not addrs:
             raise RuntimeError(f"{WEB_NAME} has no {QTYPE_NAMES[qtype]} record")
         missing = dns_resolve(dns, MISSING_NAME, qtype)
-        fetched = {path: _fetch(addrs[0], path) for path in PAGES}
+        fetched = _fetch_all(addrs[0], PAGES)
         time.sleep(0.4)
         uploaded = _upload(addrs[0], bulk_bytes)
         out[f"ipv{version}"] = {"dns_server": dns, "qtype": QTYPE_NAMES[qtype],
@@ -275,6 +283,15 @@ REPORTS: tuple[tuple[str, str, list[str]], ...] = (
     ("Traffic over time",
      "Frames and bytes per second on the server-client link (the server's sensor).",
      ["io", "--interval", "1", "--host", "server"]),
+    ("Apps",
+     "App labels (the client's sensor): traffic with www.demo.test's addresses is "
+     "labelled from the DNS answer they came from (no rule names demo.test, so the app is "
+     "the domain; the name server shares the address).",
+     ["apps", "--host", "client"]),
+    ("Processes",
+     "The local process owning each socket, found by each sensor in /proc: the client "
+     "and the servers named themselves demo-client and demo-servers.",
+     ["processes"]),
 )
 
 
@@ -287,6 +304,7 @@ class Demo:
         self.logs = self.dir / "logs"
         self.logs.mkdir()
         self.store = self.dir / "store"
+        self.page: Path | None = None  # report all --html, once written
         self.topo: Topology | None = None
         self.collector: subprocess.Popen[str] | None = None
         self.sensors: dict[str, subprocess.Popen[str]] = {}
@@ -325,6 +343,8 @@ class Demo:
         say(f"\nDone in {time.monotonic() - t0:.0f} s (the namespaces are deleted on exit). "
             f"Logs: {self.logs}")
         say(f"The store is kept: netwarden report talkers --store {self.store}")
+        if self.page is not None:
+            say(f"Every report with its chart, in one page: {self.page}")
         if failed:
             raise DemoError(f"reports failed: {', '.join(failed)}; see "
                             f"{self.logs / 'collector.log'}")
@@ -409,6 +429,14 @@ class Demo:
             say(f"$ netwarden report {' '.join(args)} --collector 127.0.0.1:{COLLECTOR_PORT}")
             if subprocess.run(self.topo.command("hub", argv), check=False).returncode != 0:
                 failed.append(title)
+        page = self.dir / "report.html"
+        argv = [str(NETWARDEN), "report", "all", "--html", str(page), "--collector",
+                f"127.0.0.1:{COLLECTOR_PORT}"]
+        if subprocess.run(self.topo.command("hub", argv), check=False,
+                          stdout=subprocess.DEVNULL).returncode != 0:
+            failed.append("report all --html")
+        else:
+            self.page = page
         return failed
 
     def close(self) -> None:
@@ -444,12 +472,20 @@ def _interruptible() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def _name_process(name: str) -> None:
+    """The process name (comm) the sensors' process attribution reports."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/comm").write_text(name)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["_servers"]:
+        _name_process("demo-servers")
         serve(Path(args[1]), args[2], args[3])
         return 0
     if args[:1] == ["_client"]:
+        _name_process("demo-client")
         print(json.dumps(client(args[1], args[2], int(args[3]))), flush=True)
         return 0
     p = argparse.ArgumentParser(prog="demo_live.py", description=__doc__.splitlines()[0])

@@ -41,13 +41,14 @@ import concurrent.futures
 import threading
 import time
 from collections.abc import Iterable
-from typing import Final, Generic, TypeVar
+from typing import Final
 
 import numpy as np
 
 from netwarden.errors import NetwardenError
 from netwarden.logging import get_logger
 from netwarden.sensor.apprules import TCP, UDP, AppRules
+from netwarden.sensor.bounded import BoundedMap
 from netwarden.sensor.enrich import PacketView
 from netwarden.sensor.flowheads import Heads, HeadSelector
 from netwarden.sensor.headnames import FrameNames, dissect
@@ -64,30 +65,6 @@ SOURCE_DNS: Final = "dns"
 SOURCE_PORT: Final = "port"
 
 
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class _BoundedMap(Generic[K, V]):
-    """A dict that forgets its least recently set keys beyond ``size``."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._d: collections.OrderedDict[K, V] = collections.OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        return self._d.get(key)
-
-    def set(self, key: K, value: V) -> None:
-        self._d[key] = value
-        self._d.move_to_end(key)
-        while len(self._d) > self.size:
-            self._d.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._d)
-
-
 class LabelTables:
     """What dissection has learnt: stream → SNI, address → DNS name, names per interval.
 
@@ -99,8 +76,8 @@ class LabelTables:
                  max_addresses: int = 100_000, dns_ttl_s: float = 3600.0) -> None:
         self.rules = rules
         self.dns_ttl_ns = int(dns_ttl_s * NS)
-        self._streams: _BoundedMap[int, tuple[str, str]] = _BoundedMap(max_streams)
-        self._addresses: _BoundedMap[bytes, tuple[str, int]] = _BoundedMap(max_addresses)
+        self._streams: BoundedMap[int, tuple[str, str]] = BoundedMap(max_streams)
+        self._addresses: BoundedMap[bytes, tuple[str, int]] = BoundedMap(max_addresses)
         self._names: collections.Counter[tuple[int, str, str]] = collections.Counter()
         self._port_labels, self._port_index = self._port_arrays(rules)
 

@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, IPvAnyAddress, field_validator
 from pydantic_core import PydanticCustomError
 
-from netwarden.config import ConfigModel
+from netwarden.config import ConfigModel, distinct
 from netwarden.endpoint import DEFAULT_COLLECTOR, check_endpoint
 from netwarden.sensor.enforce.config import EnforceConfig
 
@@ -48,7 +48,8 @@ class SensorSection(ConfigModel):
 class CaptureSection(ConfigModel):
     """What is captured."""
 
-    interfaces: list[Annotated[str, Field(min_length=1)]] = Field(
+    interfaces: Annotated[list[Annotated[str, Field(min_length=1)]],
+                          AfterValidator(distinct("an interface"))] = Field(
         default_factory=lambda: ["any"], min_length=1,
         description="interfaces to capture on (\"any\": every interface, Linux)")
     bpf: str = Field(default="", description="BPF filter (tcpdump syntax); empty: everything")
@@ -59,14 +60,6 @@ class CaptureSection(ConfigModel):
     buffer_mb: int = Field(default=32, ge=1, le=4096,
                            description="kernel capture buffer per interface, MiB")
     promisc: bool = Field(default=False, description="put the interfaces in promiscuous mode")
-
-    @field_validator("interfaces")
-    @classmethod
-    def _distinct(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise PydanticCustomError("duplicate", "an interface is listed twice: {names}",
-                                      {"names": value})
-        return value
 
 
 class DissectionSection(ConfigModel):

@@ -22,13 +22,13 @@ number, its interval start, and its innermost TCP/UDP stream and protocol.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 from collections.abc import Sequence
 from typing import Final
 
 import numpy as np
 
+from netwarden.sensor.bounded import BoundedMap
 from netwarden.sensor.enrich import PacketView
 
 __all__ = ["DNS_PORTS", "HeadSelector", "Heads"]
@@ -81,30 +81,6 @@ class Heads:
         return int(self.buf.nbytes)
 
 
-class _Lru:
-    """A bounded counter map: the least recently touched keys go first."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._d: collections.OrderedDict[object, int] = collections.OrderedDict()
-
-    def get(self, key: object) -> int:
-        v = self._d.get(key)
-        if v is None:
-            return 0
-        self._d.move_to_end(key)
-        return v
-
-    def set(self, key: object, value: int) -> None:
-        self._d[key] = value
-        self._d.move_to_end(key)
-        while len(self._d) > self.size:
-            self._d.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._d)
-
-
 class HeadSelector:
     """Copies the flow-head packets of every batch it observes; see the module doc."""
 
@@ -115,8 +91,9 @@ class HeadSelector:
         self.head_packets = head_packets
         self.fragments_per_pair = fragments_per_pair
         self.max_pending_bytes = max_pending_bytes
-        self._streams = _Lru(max_streams)
-        self._pairs = _Lru(max(1024, max_streams // 16))
+        self._streams: BoundedMap[int, int] = BoundedMap(max_streams, touch_on_get=True)
+        self._pairs: BoundedMap[tuple[int, int, int, int], int] = BoundedMap(
+            max(1024, max_streams // 16), touch_on_get=True)
         self._parts: list[Heads] = []
         self._pending_bytes = 0
         self._pending_packets = 0
@@ -181,7 +158,7 @@ class HeadSelector:
         rank = np.arange(len(order)) - np.repeat(starts, counts)
         room = np.empty(len(starts), np.int64)
         for i, (s, c) in enumerate(zip(sid_s[starts].tolist(), counts.tolist(), strict=True)):
-            before = self._streams.get(s)
+            before = self._streams.get(s) or 0
             room[i] = max(k - before, 0)
             if before < k:
                 self._streams.set(s, min(before + c, k))
@@ -195,7 +172,7 @@ class HeadSelector:
             return
         for e in ev.tolist():
             key = (int(v.src_hi[e]), int(v.src_lo[e]), int(v.dst_hi[e]), int(v.dst_lo[e]))
-            seen = self._pairs.get(key)
+            seen = self._pairs.get(key) or 0
             if seen < cap:
                 self._pairs.set(key, seen + 1)
                 keep[v.row[e]] = True

@@ -31,7 +31,6 @@ import dataclasses
 import ipaddress
 import os
 import shutil
-import struct
 import subprocess
 import tempfile
 from typing import Final
@@ -41,6 +40,7 @@ import numpy as np
 from netwarden.errors import RuntimeFailure
 from netwarden.sensor.flowheads import Heads
 from netwarden.sensor.hierarchy import FAST_PREFS
+from netwarden.sensor.pcapngwriter import SHB, enhanced_packets, idb
 
 __all__ = ["FrameNames", "address_key", "dissect", "write_pcapng"]
 
@@ -84,46 +84,17 @@ def address_key(text: str) -> bytes:
     return ip.packed.rstrip(b"\x00")
 
 
-# pcapng, native byte order: section header (no options); interface description with
-# if_tsresol = 9 (nanoseconds).
-_SHB: Final = struct.pack("=IIIHHqI", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1, 28)
-
-
-def _idb(linktype: int) -> bytes:
-    return struct.pack("=IIHHI" "HHB3x" "HH" "I", 1, 32, linktype, 0, 262144,
-                       9, 1, 9, 0, 0, 32)
-
-
 def write_pcapng(heads: Heads, path: str) -> None:
     """Write the heads as a pcapng file (one interface per link type)."""
     links = np.unique(heads.linktype)
     iface = np.searchsorted(links, heads.linktype).astype(np.uint32)
-    cap = heads.caplen.astype(np.int64)
-    blen = 32 + cap + ((-cap) & 3)
-    starts = np.zeros(len(heads), np.int64)
-    np.cumsum(blen[:-1], out=starts[1:])
-    out = np.zeros(int(blen.sum()), np.uint8)
-    words = out.view(np.uint32)  # every block is a multiple of 4 bytes long
-    w = starts // 4
-    ts = heads.ts_ns.astype(np.uint64)
-    words[w] = 6  # enhanced packet block
-    words[w + 1] = blen
-    words[w + 2] = iface
-    words[w + 3] = ts >> np.uint64(32)
-    words[w + 4] = ts & np.uint64(0xFFFFFFFF)
-    words[w + 5] = cap
-    words[w + 6] = heads.wirelen
-    words[(starts + blen) // 4 - 1] = blen
-    dst = out.data
-    src = np.ascontiguousarray(heads.buf, dtype=np.uint8).data
-    for s, o, c in zip((starts + 28).tolist(), heads.offset.tolist(), cap.tolist(),
-                       strict=True):
-        dst[s:s + c] = src[o:o + c]
+    blocks = enhanced_packets(heads.buf, heads.offset, heads.caplen, heads.wirelen,
+                              heads.ts_ns, iface)
     with open(path, "wb") as f:
-        f.write(_SHB)
+        f.write(SHB)
         for lt in links.tolist():
-            f.write(_idb(int(lt)))
-        f.write(out.data)
+            f.write(idb(int(lt)))
+        f.write(blocks.data)
 
 
 def dissect(heads: Heads, *, tshark: str = "tshark", timeout_s: float = 120.0,

@@ -35,7 +35,6 @@ import itertools
 import math
 import os
 import shutil
-import struct
 import tempfile
 import time
 from types import TracebackType
@@ -53,6 +52,7 @@ from netwarden.sensor.hierarchy import (
     slices_for,
     start_hierarchy,
 )
+from netwarden.sensor.pcapngwriter import SHB, enhanced_packets, idb
 from netwarden.sensor.records import CHAIN_COLUMNS, Columns, empty
 
 log = get_logger(__name__)
@@ -122,7 +122,7 @@ class _IntervalFile:
         self.bytes = 0
         self.ifaces: dict[int, int] = {}  # linktype -> interface id
         self.fh: BinaryIO | None = open(self.path, "wb")  # noqa: SIM115 (closed in close())
-        self.fh.write(_SHB)
+        self.fh.write(SHB)
 
     def close(self) -> None:
         if self.fh is not None:
@@ -143,44 +143,14 @@ class _IntervalFile:
         for lt in np.unique(link).tolist():
             if lt not in self.ifaces:
                 self.ifaces[lt] = len(self.ifaces)
-                self.fh.write(_idb(lt))
+                self.fh.write(idb(lt))
         iface = np.array([self.ifaces[lt] for lt in link.tolist()], dtype=np.uint32) \
             if len(self.ifaces) > 1 else np.zeros(len(rows), np.uint32)
-        cap = b.caplen[rows].astype(np.int64)
-        pad = (-cap) & 3
-        blen = 32 + cap + pad
-        starts = np.zeros(len(rows), np.int64)
-        np.cumsum(blen[:-1], out=starts[1:])
-        out = np.zeros(int(blen.sum()), np.uint8)
-        words = out.view(np.uint32)  # every block is a multiple of 4 bytes long
-        w = starts // 4
-        ts = b.ts_ns[rows].astype(np.uint64)
-        words[w] = 6  # enhanced packet block
-        words[w + 1] = blen
-        words[w + 2] = iface
-        words[w + 3] = ts >> np.uint64(32)
-        words[w + 4] = ts & np.uint64(0xFFFFFFFF)
-        words[w + 5] = cap
-        words[w + 6] = b.wirelen[rows]
-        words[(starts + blen) // 4 - 1] = blen
-        dst = out.data
-        src = np.ascontiguousarray(b.buf).data
-        for s, o, c in zip((starts + 28).tolist(), b.offset[rows].tolist(), cap.tolist(),
-                           strict=True):
-            dst[s:s + c] = src[o:o + c]
-        self.fh.write(dst)
+        blocks = enhanced_packets(b.buf, b.offset[rows], b.caplen[rows], b.wirelen[rows],
+                                  b.ts_ns[rows], iface)
+        self.fh.write(blocks.data)
         self.written += len(rows)
-        self.bytes += int(blen.sum())
-
-
-# pcapng, native byte order: section header (no options), interface description with
-# if_tsresol = 9 (nanoseconds).
-_SHB: Final = struct.pack("=IIIHHqI", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1, 28)
-
-
-def _idb(linktype: int) -> bytes:
-    return struct.pack("=IIHHI" "HHB3x" "HH" "I", 1, 32, linktype, 0, 262144,
-                       9, 1, 9, 0, 0, 32)
+        self.bytes += len(blocks)
 
 
 class LiveDissector:

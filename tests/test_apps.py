@@ -15,7 +15,7 @@ import pytest
 import truth
 from fixtures import app_traffic as at
 from fixtures.collector import PCAPS, CollectorFactory, wait_for
-from fixtures.packets import TSHARK
+from fixtures.packets import TSHARK, needs_tshark
 
 from netwarden.errors import ConfigError
 from netwarden.sensor.agent import SensorAgent
@@ -29,7 +29,6 @@ from netwarden.sensor.pipeline import FileAnalyzer, PipelineSettings
 from netwarden.sensor.records import FLOW_COLUMNS, Direction, FlowBatch, empty
 from netwarden.sensor.replay import ReplaySource
 
-needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark not installed")
 S = 1_000_000_000
 IN, OUT, OTHER, LOCAL = (int(d) for d in (Direction.IN, Direction.OUT, Direction.OTHER,
                                           Direction.LOCAL))

@@ -7,20 +7,18 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import truth
 from fixtures.browser import chromium, load_page
+from fixtures.cli import NETWARDEN, analyzed_capture, run
 
 from netwarden.cli.report.all import plan, timeline_step
 from netwarden.collector.query import REPORTS
 from netwarden.collector.reports.charts import has_chart
 
-NETWARDEN = Path(sys.executable).with_name("netwarden")
 CAPTURE = "zeek-wikipedia.pcap"
 HOST = CAPTURE  # analyze names the host after the file
 
@@ -45,20 +43,9 @@ PROBE = """({
 })"""
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(NETWARDEN), "--log-level", "warning", *args],
-                          capture_output=True, text=True, timeout=300, check=False)
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cap = truth.PCAPS / CAPTURE
-    if not cap.exists():
-        pytest.skip(f"{cap} missing")
-    path = tmp_path_factory.mktemp("all") / "store"
-    r = run("analyze", str(cap), "--store", str(path))
-    assert r.returncode == 0, r.stderr
-    return path
+    return analyzed_capture(CAPTURE, tmp_path_factory.mktemp("all") / "store")
 
 
 @pytest.fixture(scope="module")

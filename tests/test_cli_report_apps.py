@@ -4,22 +4,15 @@ them: real subprocesses, tshark, an embedded store."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fixtures import app_traffic as at
+from fixtures.cli import run
 from fixtures.packets import TSHARK
 
-NETWARDEN = Path(sys.executable).with_name("netwarden")
 pytestmark = pytest.mark.skipif(TSHARK is None, reason="tshark not installed")
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(NETWARDEN), "--log-level", "warning", *args],
-                          capture_output=True, text=True, timeout=300, check=False)
 
 
 def report(store: Path, *args: str) -> dict[str, Any]:

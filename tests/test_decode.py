@@ -36,7 +36,6 @@ from fixtures.packets import (
     LT_SLL2,
     SYN,
     TCP,
-    TSHARK,
     UDP,
     Frame,
     Interface,
@@ -55,6 +54,7 @@ from fixtures.packets import (
     ipv6,
     ipv6_fragments,
     mapped,
+    needs_tshark,
     null,
     pppoe_session,
     sll,
@@ -84,8 +84,6 @@ from netwarden.sensor.records import (
     FlowBatch,
     concat,
 )
-
-needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark not installed")
 
 A, B = "192.0.2.1", "198.51.100.2"
 C, D = "10.1.1.1", "10.2.2.2"

@@ -12,7 +12,6 @@ from fixtures.packets import (
     ET_IPV6,
     LT_RAW,
     TCP,
-    TSHARK,
     UDP,
     Frame,
     cut,
@@ -21,6 +20,7 @@ from fixtures.packets import (
     index_of,
     ipv4_fragments,
     ipv6_fragments,
+    needs_tshark,
     tcp,
     tshark_conversations,
     tshark_fields,
@@ -32,8 +32,6 @@ from netwarden.sensor.decode import decode
 from netwarden.sensor.fragments import Reassembled, Reassembler
 from netwarden.sensor.pipeline import FileAnalyzer, PipelineSettings
 from netwarden.sensor.records import FLOW_COLUMNS, TAP_L4, FlowBatch, concat
-
-needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark not installed")
 
 A, B = "192.0.2.1", "198.51.100.2"
 X, Y = "2001:db8::1", "2001:db8::2"

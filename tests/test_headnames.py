@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fixtures import app_traffic as at
-from fixtures.packets import LT_RAW, TSHARK, ethernet, ipv4, udp
+from fixtures.packets import LT_RAW, TSHARK, ethernet, ipv4, needs_tshark, udp
 
 from netwarden.errors import RuntimeFailure
 from netwarden.minidns import QTYPE_A, dns_query
@@ -23,7 +23,6 @@ from netwarden.sensor.headnames import (
 )
 from netwarden.sensor.pcapfile import read_index
 
-needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark not installed")
 SEP, AGG = "\x1e", "\x1f"
 
 

@@ -24,6 +24,7 @@ from fixtures.packets import (
     ethernet,
     ipv4,
     ipv6,
+    needs_tshark,
     null,
     pcap_bytes,
     pcapng_bytes,
@@ -37,8 +38,6 @@ from fixtures.packets import (
 
 from netwarden.errors import InputError
 from netwarden.sensor.pcapfile import MAX_PACKET, NotACapture, read_index
-
-needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark not installed")
 
 T0 = 1_700_000_000_123_456_789  # ns, with a sub-microsecond part
 A, B = "192.0.2.1", "198.51.100.2"

@@ -14,7 +14,6 @@ from fixtures.packets import (
     ET_IPV6,
     SYN,
     TCP,
-    TSHARK,
     UDP,
     Frame,
     cut,
@@ -23,6 +22,7 @@ from fixtures.packets import (
     ipv4,
     ipv6,
     mapped,
+    needs_tshark,
     pcap_bytes,
     tcp,
     tshark_conversations,
@@ -40,8 +40,6 @@ from netwarden.sensor.records import (
     FlowBatch,
     concat,
 )
-
-needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark not installed")
 
 S = 1_000_000_000
 T0 = 1_700_000_003 * S + 500_000_000  # off the 10 s grid on purpose

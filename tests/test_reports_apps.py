@@ -3,19 +3,18 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fixtures.report_flows import INTERVAL_S, T0, S, batch, interval_start, tcp, udp
+from fixtures.report_flows import batch, interval_start, load_store, table, tcp, udp
 
 from netwarden.collector.query import run_report
 from netwarden.collector.reports import Filters
 from netwarden.collector.reports.apps import AppsParams, apps
 from netwarden.collector.reports.output import render
 from netwarden.errors import UsageError
-from netwarden.sensor.records import NAME_COLUMNS, Direction, FlowBatch, empty
+from netwarden.sensor.records import NAME_COLUMNS, Direction, FlowBatch
 
 IN, OUT = int(Direction.IN), int(Direction.OUT)
 
@@ -27,12 +26,9 @@ def lab(rec: dict[str, Any], direction: int, app: str = "", name: str = "", sour
 
 def with_names(b: FlowBatch, names: list[tuple[int, str, str, int]]) -> FlowBatch:
     """(interval, source, name, frames) rows of the ``names`` table."""
-    b.names = empty(NAME_COLUMNS, len(names))
-    for i, (interval, source, name, frames) in enumerate(names):
-        b.names["start_ns"][i] = T0 + interval * INTERVAL_S * S
-        b.names["source"][i] = source
-        b.names["name"][i] = name
-        b.names["frames"][i] = frames
+    b.names = table(NAME_COLUMNS, [
+        {"start_ns": interval_start(interval), "source": source, "name": name, "frames": frames}
+        for interval, source, name, frames in names])
     return b
 
 
@@ -63,28 +59,9 @@ def batches() -> list[FlowBatch]:
             with_names(batch("beta", beta, []), [(10, "dns", "z.example", 1)])]
 
 
-def open_loaded(request: pytest.FixtureRequest, kind: str) -> Iterator[Any]:
-    from netwarden.collector.store import open_store
-
-    target = str(request.getfixturevalue("chdb_path")) if kind == "chdb" \
-        else request.getfixturevalue("clickhouse_server")
-    st = open_store(target, database=f"nw_apps_{uuid.uuid4().hex[:12]}")
-    st.start()
-    try:
-        for b in batches():
-            st.write(b)
-        st.flush()
-        yield st
-    finally:
-        try:
-            st.drop_database()
-        finally:
-            st.stop()
-
-
 @pytest.fixture(scope="module", params=["chdb", pytest.param("server", marks=pytest.mark.server)])
 def store(request: pytest.FixtureRequest) -> Iterator[Any]:
-    yield from open_loaded(request, request.param)
+    yield from load_store(request, request.param, batches(), "apps")
 
 
 def app_row(app: str, nbytes: int, packets: int, flows: int, sources: list[str],

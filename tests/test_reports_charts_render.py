@@ -5,36 +5,22 @@ from __future__ import annotations
 
 import re
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import truth
+from fixtures.cli import analyzed_capture, run
 
 from netwarden.collector.query import REPORTS
 from netwarden.collector.reports.charts import render
 from netwarden.errors import RuntimeFailure, UsageError
 
-NETWARDEN = Path(sys.executable).with_name("netwarden")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 needs_chromium = pytest.mark.skipif(render.browser_path() is None, reason="no chromium")
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(NETWARDEN), "--log-level", "warning", *args],
-                          capture_output=True, text=True, timeout=300, check=False)
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cap = truth.PCAPS / "zeek-wikipedia.pcap"
-    if not cap.exists():
-        pytest.skip(f"{cap} missing")
-    path = tmp_path_factory.mktemp("plot") / "store"
-    r = run("analyze", str(cap), "--store", str(path))
-    assert r.returncode == 0, r.stderr
-    return path
+    return analyzed_capture("zeek-wikipedia.pcap", tmp_path_factory.mktemp("plot") / "store")
 
 
 def png_size(data: bytes) -> tuple[int, int]:

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures.report_flows import batch, flow, interval_start, tcp, udp
+from fixtures.report_flows import batch, flow, interval_start, load_store, tcp, udp
 
 from netwarden.cli.main import main
 from netwarden.collector.query import run_report
 from netwarden.collector.reports import Filters
 from netwarden.collector.reports.geo import GeoParams, geo
 from netwarden.errors import UsageError
-from netwarden.sensor.records import Direction
+from netwarden.sensor.records import Direction, FlowBatch
 
 IN, OUT, OTHER, LOCAL = Direction.IN, Direction.OUT, Direction.OTHER, Direction.LOCAL
 
@@ -72,37 +71,18 @@ def beta_flows() -> list[dict[str, Any]]:
 INSERTED_BYTES = 1000 + 500 + 300 + 90 + 200 + 100 + 400 + 50 + 70 + 60 + 700
 
 
-def _load(request: pytest.FixtureRequest, kind: str) -> Iterator[Any]:
-    """A store (``kind`` chdb or server) on a fresh database holding gw's and beta's
-    records; dropped afterwards."""
-    from netwarden.collector.store import open_store
-
-    if kind == "chdb":
-        target = str(request.getfixturevalue("chdb_path"))
-    else:
-        target = request.getfixturevalue("clickhouse_server")
-    store = open_store(target, database=f"nw_geo_{uuid.uuid4().hex[:12]}")
-    store.start()
-    try:
-        store.write(batch("gw", gw_flows(), []))
-        store.write(batch("beta", beta_flows(), []))
-        store.flush()
-        yield store
-    finally:
-        try:
-            store.drop_database()
-        finally:
-            store.stop()
+def batches() -> list[FlowBatch]:
+    return [batch("gw", gw_flows(), []), batch("beta", beta_flows(), [])]
 
 
 @pytest.fixture(scope="module", params=["chdb", pytest.param("server", marks=pytest.mark.server)])
 def store(request: pytest.FixtureRequest) -> Iterator[Any]:
-    yield from _load(request, request.param)
+    yield from load_store(request, request.param, batches(), "geo")
 
 
 @pytest.fixture(scope="module")
 def chdb_store(request: pytest.FixtureRequest) -> Iterator[Any]:
-    yield from _load(request, "chdb")
+    yield from load_store(request, "chdb", batches(), "geo")
 
 
 def country(code: str, name: str, nbytes: int, frames: int, addresses: int) -> dict[str, Any]:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures.report_flows import INTERVAL_S, T0, S, batch, interval_start, tcp, udp
+from fixtures.report_flows import batch, interval_start, load_store, table, tcp, udp
 
 from netwarden.cli.main import main
 from netwarden.collector.query import run_report
@@ -17,7 +16,7 @@ from netwarden.collector.reports import Filters, TopParams
 from netwarden.collector.reports.output import render
 from netwarden.collector.reports.processes import processes
 from netwarden.errors import UsageError
-from netwarden.sensor.records import STAT_COLUMNS, Direction, FlowBatch, empty
+from netwarden.sensor.records import STAT_COLUMNS, Direction, FlowBatch
 
 IN, OUT, LOCAL = int(Direction.IN), int(Direction.OUT), int(Direction.LOCAL)
 
@@ -29,12 +28,10 @@ def labelled(rec: dict[str, Any], direction: int, process: str = "", pid: int = 
 
 def with_stats(b: FlowBatch, stats: list[tuple[int, int, int]]) -> FlowBatch:
     """(interval, local bytes, process bytes) capture-statistics rows."""
-    b.stats = empty(STAT_COLUMNS, len(stats))
-    for i, (interval, local, owned) in enumerate(stats):
-        b.stats["start_ns"][i] = T0 + interval * INTERVAL_S * S
-        b.stats["packets"][i] = 1
-        b.stats["local_bytes"][i] = local
-        b.stats["process_bytes"][i] = owned
+    b.stats = table(STAT_COLUMNS, [
+        {"start_ns": interval_start(interval), "packets": 1, "local_bytes": local,
+         "process_bytes": owned}
+        for interval, local, owned in stats])
     return b
 
 
@@ -64,34 +61,14 @@ def batches() -> list[FlowBatch]:
             with_stats(batch("beta", beta, []), [(10, 500, 500)])]
 
 
-def open_loaded(request: pytest.FixtureRequest, kind: str) -> Iterator[Any]:
-    """A store (``chdb`` or ``server``) on a fresh database holding :func:`batches`."""
-    from netwarden.collector.store import open_store
-
-    target = str(request.getfixturevalue("chdb_path")) if kind == "chdb" \
-        else request.getfixturevalue("clickhouse_server")
-    st = open_store(target, database=f"nw_processes_{uuid.uuid4().hex[:12]}")
-    st.start()
-    try:
-        for b in batches():
-            st.write(b)
-        st.flush()
-        yield st
-    finally:
-        try:
-            st.drop_database()
-        finally:
-            st.stop()
-
-
 @pytest.fixture(scope="module", params=["chdb", pytest.param("server", marks=pytest.mark.server)])
 def store(request: pytest.FixtureRequest) -> Iterator[Any]:
-    yield from open_loaded(request, request.param)
+    yield from load_store(request, request.param, batches(), "processes")
 
 
 @pytest.fixture(scope="module")
 def chdb_store(request: pytest.FixtureRequest) -> Iterator[Any]:
-    yield from open_loaded(request, "chdb")
+    yield from load_store(request, "chdb", batches(), "processes")
 
 
 def row(process: str, pids: list[int], bytes_in: int, bytes_out: int, bytes_local: int,

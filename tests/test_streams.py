@@ -15,7 +15,6 @@ from fixtures.packets import (
     PSH,
     SYN,
     TCP,
-    TSHARK,
     UDP,
     Frame,
     cut,
@@ -25,6 +24,7 @@ from fixtures.packets import (
     ipv4,
     ipv4_fragments,
     ipv6,
+    needs_tshark,
     tcp,
     tshark_fields,
     udp,
@@ -35,8 +35,6 @@ from fixtures.packets import (
 from netwarden.sensor.decode import Events, decode
 from netwarden.sensor.pcapfile import read_index
 from netwarden.sensor.streams import StreamTracker
-
-needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark not installed")
 
 A, B, C, D = "192.0.2.1", "198.51.100.2", "10.0.0.3", "10.0.0.4"
 X, Y = "2001:db8::1", "2001:db8::2"

@@ -25,8 +25,7 @@ import dataclasses
 from typing import Any, Final, Literal
 
 from ..store.sql import quote
-from .filters import Filters
-from .ranking import DEFAULT_TOP
+from .ranking import TopParams, limit_sql
 from .result import QueryStore, ReportResult
 
 APP_COLUMNS: Final = ["app", "bytes", "packets", "flows", "sources", "names"]
@@ -38,22 +37,15 @@ By = Literal["app", "name"]
 
 
 @dataclasses.dataclass(frozen=True)
-class AppsParams:
+class AppsParams(TopParams):
     """``by``: rows per ``app`` or per server ``name``; ``top``: rows kept (None: all)."""
 
-    filters: Filters = dataclasses.field(default_factory=Filters)
-    top: int | None = DEFAULT_TOP
     by: By = "app"
 
     def __post_init__(self) -> None:
-        if self.top is not None and self.top < 1:
-            raise ValueError(f"top must be at least 1, got {self.top}")
+        super().__post_init__()
         if self.by not in BY:
             raise ValueError(f"by must be one of {', '.join(BY)}, got {self.by!r}")
-
-
-def _limit(top: int | None) -> str:
-    return f" LIMIT {int(top)}" if top is not None else ""
 
 
 def apps_sql(where: str, top: int | None) -> str:
@@ -63,7 +55,7 @@ def apps_sql(where: str, top: int | None) -> str:
         "uniqExactIf(host, stream, stream != 0) AS flow_count, "
         "groupUniqArray(app_source) AS source_list "
         f"FROM flows WHERE ({where}) AND layer = 0 AND app != '' "
-        f"GROUP BY app ORDER BY byte_count DESC, packet_count DESC, app ASC{_limit(top)}"
+        f"GROUP BY app ORDER BY byte_count DESC, packet_count DESC, app ASC{limit_sql(top)}"
     )
 
 
@@ -121,9 +113,8 @@ def _by_app(store: QueryStore, params: AppsParams) -> ReportResult:
                 names.append(str(name))
     found = store.query(totals_sql(where))
     total, labelled = (int(found[0][0] or 0), int(found[0][1] or 0)) if found else (0, 0)
-    filters = params.filters.describe()
-    filters["top"] = params.top
-    return ReportResult(report="apps", filters=filters, rows=rows, columns=list(APP_COLUMNS),
+    return ReportResult(report="apps", filters=params.describe(), rows=rows,
+                        columns=list(APP_COLUMNS),
                         meta={"by": "app", "total_bytes": total, "labelled_bytes": labelled})
 
 
@@ -147,7 +138,5 @@ def _by_name(store: QueryStore, params: AppsParams) -> ReportResult:
                                                    r["source"]))
     if params.top is not None:
         ordered = ordered[:params.top]
-    filters = params.filters.describe()
-    filters["top"] = params.top
-    return ReportResult(report="apps", filters=filters, rows=ordered,
+    return ReportResult(report="apps", filters=params.describe(), rows=ordered,
                         columns=list(NAME_COLUMNS), meta={"by": "name"})

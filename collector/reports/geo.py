@@ -34,7 +34,7 @@ from typing import Any, Final
 from netwarden.sensor.records import Direction
 
 from ..geo import GeoInfo, database, is_public
-from .filters import Filters
+from .ranking import TopParams
 from .result import QueryStore, ReportResult
 from .selection import text_address
 
@@ -44,16 +44,13 @@ ASN_COLUMNS: Final = ["asn", "as_name", "country", "bytes", "frames", "addresses
 
 
 @dataclasses.dataclass(frozen=True)
-class GeoParams:
+class GeoParams(TopParams):
     """``by``: ``"country"`` or ``"asn"``; ``top``: rows kept (``None``: all)."""
 
-    filters: Filters = dataclasses.field(default_factory=Filters)
-    top: int | None = 10
     by: str = "country"
 
     def __post_init__(self) -> None:
-        if self.top is not None and self.top < 1:
-            raise ValueError(f"top must be at least 1, got {self.top}")
+        super().__post_init__()
         if self.by not in BY:
             raise ValueError(f"by: expected one of {', '.join(BY)}, got {self.by!r}")
 
@@ -135,12 +132,11 @@ def geo(store: QueryStore, params: GeoParams) -> ReportResult:
     rows = _rows(params.by, groups)
     if params.top is not None:
         rows = rows[:params.top]
-    filters = params.filters.describe()
-    filters["top"] = params.top
     total = {"bytes": sum(b for b, _ in sums.values()),
              "frames": sum(f for _, f in sums.values()), "addresses": len(sums)}
     columns = COUNTRY_COLUMNS if params.by == "country" else ASN_COLUMNS
     if params.by == "asn" and all(r["asn"] is None for r in rows):
         columns = [c for c in columns if c != "asn"]  # the data has no AS numbers
-    return ReportResult(report="geo", filters=filters, rows=rows, columns=list(columns),
+    return ReportResult(report="geo", filters=params.describe(), rows=rows,
+                        columns=list(columns),
                         meta={"by": params.by, "geo_data": db.source, "total": total})

@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from netwarden.sensor.records import Direction
 
-from .ranking import TopParams
+from .ranking import TopParams, limit_sql
 from .result import QueryStore, ReportResult
 
 COLUMNS: Final = ["process", "pids", "bytes", "bytes_in", "bytes_out", "bytes_local",
@@ -29,7 +29,6 @@ COLUMNS: Final = ["process", "pids", "bytes", "bytes_in", "bytes_out", "bytes_lo
 
 def processes_sql(where: str, top: int | None) -> str:
     """Per process name: pids, bytes (total, in, out, local), frames, conversations."""
-    limit = f" LIMIT {int(top)}" if top is not None else ""
     return (
         "SELECT process, groupUniqArray(pid) AS pid_list, sum(bytes) AS byte_count, "
         f"sum(if(direction = {int(Direction.IN)}, bytes, 0)) AS bytes_received, "
@@ -37,7 +36,8 @@ def processes_sql(where: str, top: int | None) -> str:
         f"sum(if(direction = {int(Direction.LOCAL)}, bytes, 0)) AS bytes_on_host, "
         "sum(packets) AS frame_count, uniqExact(host, stream) AS flow_count "
         f"FROM flows WHERE ({where}) AND layer = 0 AND process != '' "
-        f"GROUP BY process ORDER BY byte_count DESC, frame_count DESC, process ASC{limit}"
+        "GROUP BY process ORDER BY byte_count DESC, frame_count DESC, process ASC"
+        f"{limit_sql(top)}"
     )
 
 
@@ -58,8 +58,7 @@ def processes(store: QueryStore, params: TopParams) -> ReportResult:
     ]
     found = store.query(attribution_sql(where))
     local, owned = (int(found[0][0] or 0), int(found[0][1] or 0)) if found else (0, 0)
-    filters = params.filters.describe()
-    filters["top"] = params.top
-    return ReportResult(report="processes", filters=filters, rows=rows, columns=list(COLUMNS),
+    return ReportResult(report="processes", filters=params.describe(), rows=rows,
+                        columns=list(COLUMNS),
                         meta={"local_bytes": local, "process_bytes": owned,
                               "attributed": owned / local if local else None})

@@ -23,14 +23,22 @@ class TopParams:
         if self.top is not None and self.top < 1:
             raise ValueError(f"top must be at least 1, got {self.top}")
 
+    def describe(self) -> dict[str, Any]:
+        """The filters as JSON-ready values, with ``top`` (a result's ``filters``)."""
+        return {**self.filters.describe(), "top": self.top}
+
+
+def limit_sql(top: int | None) -> str:
+    """`` LIMIT top`` to end a query with (nothing for ``None``: all rows)."""
+    return f" LIMIT {int(top)}" if top is not None else ""
+
 
 def ranking_sql(key_sql: str, source_sql: str, top: int | None) -> str:
     """Group ``source_sql`` rows by ``key_sql`` text; most bytes, then frames, then key."""
-    limit = f" LIMIT {int(top)}" if top is not None else ""
     return (
         f"SELECT {key_sql} AS rank_key, sum(bytes) AS byte_count, sum(packets) AS frame_count "
         f"FROM ({source_sql}) GROUP BY rank_key "
-        f"ORDER BY byte_count DESC, frame_count DESC, rank_key ASC{limit}"
+        f"ORDER BY byte_count DESC, frame_count DESC, rank_key ASC{limit_sql(top)}"
     )
 
 
@@ -40,6 +48,5 @@ def ranking(store: QueryStore, name: str, sql: str, params: TopParams) -> Report
         {"key": str(key), "bytes": int(nbytes), "frames": int(frames)}
         for key, nbytes, frames in store.query(sql)
     ]
-    filters = params.filters.describe()
-    filters["top"] = params.top
-    return ReportResult(report=name, filters=filters, rows=rows, columns=list(COLUMNS))
+    return ReportResult(report=name, filters=params.describe(), rows=rows,
+                        columns=list(COLUMNS))

@@ -87,6 +87,5 @@ def transport(store: QueryStore, params: TopParams) -> ReportResult:
             "dst_port": None if db is None else db[0],
             "dst_port_bytes": None if db is None else db[1],
         })
-    filters = params.filters.describe()
-    filters["top"] = params.top
-    return ReportResult(report="transport", filters=filters, rows=rows, columns=list(COLUMNS))
+    return ReportResult(report="transport", filters=params.describe(), rows=rows,
+                        columns=list(COLUMNS))

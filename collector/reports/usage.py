@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from .ranking import TopParams
+from .ranking import TopParams, limit_sql
 from .result import QueryStore, ReportResult
 from .selection import text_address
 
@@ -31,7 +31,6 @@ COLUMNS: Final = ["a", "b", "bytes", "frames", "bytes_a_to_b", "frames_a_to_b",
 
 def pairs_sql(where: str, top: int | None) -> str:
     """Bytes and frames per unordered outermost address pair, both directions and each."""
-    limit = f" LIMIT {int(top)}" if top is not None else ""
     lo = "if(src_ip <= dst_ip, src_ip, dst_ip)"
     hi = "if(src_ip <= dst_ip, dst_ip, src_ip)"
     forward = "src_ip <= dst_ip"
@@ -43,7 +42,8 @@ def pairs_sql(where: str, top: int | None) -> str:
         f"FROM (SELECT ip_version, {lo} AS pair_lo, {hi} AS pair_hi, {forward} AS is_forward, "
         f"packets, bytes FROM flows WHERE ({where}) AND layer = 0 AND ip_version IN (4, 6)) "
         "GROUP BY ip_version, pair_lo, pair_hi "
-        f"ORDER BY byte_count DESC, frame_count DESC, addr_a ASC, addr_b ASC{limit}"
+        "ORDER BY byte_count DESC, frame_count DESC, addr_a ASC, addr_b ASC"
+        f"{limit_sql(top)}"
     )
 
 
@@ -66,9 +66,8 @@ def usage(store: QueryStore, params: TopParams) -> ReportResult:
              for h, nb, nf in store.query(hosts_sql(where))}
     total = {"bytes": sum(v["bytes"] for v in hosts.values()),
              "frames": sum(v["frames"] for v in hosts.values())}
-    filters = params.filters.describe()
-    filters["top"] = params.top
-    return ReportResult(report="usage", filters=filters, rows=rows, columns=list(COLUMNS),
+    return ReportResult(report="usage", filters=params.describe(), rows=rows,
+                        columns=list(COLUMNS),
                         meta={"hosts": hosts, "total": total})
 
 

@@ -11,8 +11,8 @@ import click
 from netwarden.cli.report.common import (
     CommonOptions,
     TimeType,
-    check_local_store,
     filters_of,
+    open_local_store,
     store_settings,
 )
 from netwarden.errors import RuntimeFailure, UsageError
@@ -58,20 +58,11 @@ def command(**kwargs: Any) -> None:
     if key is not None and not key:
         raise UsageError("--anonymize: the key is empty")
     filters = filters_of(opts)
-    target, database = store_settings(opts)
-    check_local_store(target)
+    with open_local_store(*store_settings(opts)) as store:
+        from netwarden.collector.anonymize import PrefixAnonymizer
+        from netwarden.collector.export import export
 
-    from netwarden.collector.anonymize import PrefixAnonymizer
-    from netwarden.collector.export import export
-    from netwarden.collector.store import StoreError, open_store
-
-    anonymizer = PrefixAnonymizer(key) if key is not None else None
-    try:
-        store = open_store(target, database=database)
-        store.start(migrate=False)
-    except StoreError as exc:
-        raise RuntimeFailure(f"cannot open store {target}: {exc}") from None
-    try:
+        anonymizer = PrefixAnonymizer(key) if key is not None else None
         if opts.output is None:
             export(store, filters, opts.fmt, sys.stdout, chunk_rows=kwargs["chunk_rows"],
                    anonymizer=anonymizer)
@@ -84,7 +75,3 @@ def command(**kwargs: Any) -> None:
                        anonymizer=anonymizer)
         except OSError as exc:
             raise RuntimeFailure(f"cannot write {opts.output}: {exc.strerror}") from None
-    except StoreError as exc:
-        raise RuntimeFailure(str(exc)) from None
-    finally:
-        store.stop()

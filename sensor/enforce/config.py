@@ -15,10 +15,10 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
 
-from netwarden.config import ConfigModel
+from netwarden.config import ConfigModel, distinct
 
 __all__ = ["DEFAULT_STATE_FILE", "EnforceConfig", "Hook", "Mode"]
 
@@ -44,7 +44,7 @@ class EnforceConfig(ConfigModel):
         description="off: no enforcement, iptables is never run (`netwarden sensor "
                     "uninstall` removes netwarden's chains); dry-run: log what would be "
                     "applied; on: apply")
-    hooks: list[Hook] = Field(
+    hooks: Annotated[list[Hook], AfterValidator(distinct("a hook"))] = Field(
         default_factory=lambda: list(DEFAULT_HOOKS), min_length=1,
         description="built-in chains hooked to netwarden's (input: NETWARDEN-IN, output: "
                     "NETWARDEN-OUT, forward: NETWARDEN-FWD)")
@@ -67,11 +67,3 @@ class EnforceConfig(ConfigModel):
                           description="iptables binary (its -save/-restore are found beside)")
     ip6tables: str = Field(default="ip6tables", min_length=1,
                            description="ip6tables binary (its -save/-restore likewise)")
-
-    @field_validator("hooks")
-    @classmethod
-    def _distinct_hooks(cls, value: list[Hook]) -> list[Hook]:
-        if len(set(value)) != len(value):
-            raise PydanticCustomError("duplicate", "a hook is listed twice: {hooks}",
-                                      {"hooks": value})
-        return value

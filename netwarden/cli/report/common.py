@@ -9,10 +9,11 @@ commands so ``netwarden --help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
     from netwarden.collector.store import Store
 
 __all__ = ["CommonOptions", "check_local_store", "common", "common_options", "emit", "fetch",
-           "fetch_many", "filters_of", "run", "source_options", "store_settings", "top_option"]
+           "fetch_many", "filters_of", "open_local_store", "run", "source_options", "store_settings",
+           "top_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -243,11 +245,12 @@ def _from_collector(opts: CommonOptions, report: str, params: dict[str, Any]) ->
     return query_report(opts.collector, report, params)
 
 
-def _from_store(opts: CommonOptions, requests: list[tuple[str, dict[str, Any]]]
-                ) -> list[ReportResult]:
-    target, database = store_settings(opts)
+@contextlib.contextmanager
+def open_local_store(target: str, database: str) -> Iterator[Store]:
+    """The started store ``target`` (checked with :func:`check_local_store`; never
+    migrated), stopped on leaving; store errors, opening or inside, become
+    :class:`RuntimeFailure`."""
     check_local_store(target)
-    from netwarden.collector.query import run_report
     from netwarden.collector.store import StoreError, open_store
 
     try:
@@ -256,12 +259,21 @@ def _from_store(opts: CommonOptions, requests: list[tuple[str, dict[str, Any]]]
     except StoreError as exc:
         raise RuntimeFailure(f"cannot open store {target}: {exc}") from None
     try:
-        _check_not_empty(store, target, database)
-        return [run_report(store, report, params) for report, params in requests]
+        yield store
     except StoreError as exc:
         raise RuntimeFailure(str(exc)) from None
     finally:
         store.stop()
+
+
+def _from_store(opts: CommonOptions, requests: list[tuple[str, dict[str, Any]]]
+                ) -> list[ReportResult]:
+    target, database = store_settings(opts)
+    with open_local_store(target, database) as store:
+        from netwarden.collector.query import run_report
+
+        _check_not_empty(store, target, database)
+        return [run_report(store, report, params) for report, params in requests]
 
 
 def _check_not_empty(store: Store, target: str, database: str) -> None:
