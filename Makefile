@@ -37,5 +37,6 @@ lint: setup
 	$(VENV)/bin/mypy
 
 bench: setup
-	@if [[ -f bench/run.py ]]; then $(VENV)/bin/python bench/run.py; \
-	else echo "make bench: no benchmarks yet (bench/run.py)" >&2; exit 1; fi
+	$(VENV)/bin/python bench/run.py
+	$(VENV)/bin/python bench/enrichment.py
+	$(VENV)/bin/python bench/geo_lookup.py
