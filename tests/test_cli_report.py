@@ -236,3 +236,32 @@ def test_the_command_on_a_server_in_a_subprocess(server_store: Any,
     assert json.loads(proc.stdout)["rows"] == talkers(server_store, TopParams(top=4)).rows
     assert [r["key"] for r in json.loads(proc.stdout)["rows"]] == [
         "10.0.0.1", "10.0.0.2", "2001:db8::10", "2001:db8::20"]
+
+
+def _talkers(capsys: pytest.CaptureFixture[str], base: list[str], *args: str
+             ) -> tuple[int, str, str]:
+    return run(capsys, "report", "talkers", "--top", "50", *base, "--format", "json", *args)
+
+
+def test_host_globs_and_groups_select_hosts(
+        base: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    every = json.loads(_talkers(capsys, base)[1])["rows"]
+    alpha = json.loads(_talkers(capsys, base, "--host", "alpha")[1])["rows"]
+    beta = json.loads(_talkers(capsys, base, "--host", "beta")[1])["rows"]
+    assert alpha != every and beta != every
+    assert json.loads(_talkers(capsys, base, "--host", "al*")[1])["rows"] == alpha
+    assert json.loads(_talkers(capsys, base, "--host", "?et[a-c]")[1])["rows"] == beta
+    assert json.loads(_talkers(capsys, base, "--host", "*a")[1])["rows"] == every
+    policies = tmp_path / "groups.yaml"
+    policies.write_text("groups:\n  greek-a:\n    hosts: [al*]\n  tagged:\n"
+                        "    labels: {rack: r1}\n")
+    code, out, err = _talkers(capsys, base, "--group", "greek-a", "--policies", str(policies))
+    assert (code, err) == (0, "") and json.loads(out)["rows"] == alpha
+    assert json.loads(out)["filters"]["hosts"] == ["al*"]
+    code, _, err = _talkers(capsys, base, "--group", "nope", "--policies", str(policies))
+    assert code == 2 and "--group nope: no such group in the policy files (groups: greek-a, " \
+        "tagged)" in err
+    code, _, err = _talkers(capsys, base, "--group", "tagged", "--policies", str(policies))
+    assert code == 2 and "selects hosts by labels only" in err
+    code, _, err = _talkers(capsys, base, "--group", "greek-a")
+    assert code == 2 and "--group needs --policies FILE" in err

@@ -108,3 +108,16 @@ def test_describe_gives_iso_times_and_hosts() -> None:
 
 def test_where_quotes_hosts_with_the_store_quoting_by_default() -> None:
     assert Filters(hosts=("b'c",)).where() == "host IN ('b\\'c')"
+
+
+def test_globs_become_anchored_re2_patterns_beside_plain_names() -> None:
+    from netwarden.collector.reports.filters import glob_regex, is_glob
+
+    assert [is_glob(h) for h in ("web-1", "web-*", "db?", "r[12]")] == [False, True, True, True]
+    assert glob_regex("web-*") == r"^web\-.*$"
+    assert glob_regex("db?.lan") == r"^db.\.lan$"
+    assert glob_regex("r[!0-9]x") == "^r[^0-9]x$"
+    assert glob_regex("a[b") == r"^a\[b$"  # an unclosed class is a literal
+    where = Filters(hosts=("a", "web-*")).where()
+    assert where == r"(host IN ('a') OR match(host, '^web\\-.*$'))"
+    assert Filters(hosts=("w*",)).where() == r"match(host, '^w.*$')"

@@ -62,3 +62,14 @@ def test_time_filter(store: Any) -> None:
         ("127.0.0.1", 150, 2), ("1.1.1.1", 150, 1), ("2.2.2.2", 150, 1),
         ("172.16.0.1", 100, 1), ("172.16.0.2", 100, 1), ("10.0.0.1", 60, 1), ("10.0.0.2", 60, 1),
     )
+
+
+def test_host_globs_select_like_the_names_they_match(store: Any) -> None:
+    """``match()`` with the glob's RE2 form runs on chdb and on ClickHouse 18.16."""
+    def rows(*hosts: str) -> list[dict[str, Any]]:
+        return talkers(store, TopParams(filters=Filters(hosts=hosts), top=50)).rows
+
+    assert rows("al*") == rows("alpha") != rows()
+    assert rows("b?t[a-z]", "nothing") == rows("beta")
+    assert rows("alpha", "b*") == rows()
+    assert rows("[!a]*") == rows("beta")

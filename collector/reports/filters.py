@@ -87,9 +87,47 @@ def iso_from_ns(ns: int) -> str:
 Quote = Callable[[Any], str]
 
 
+GLOB_CHARS = frozenset("*?[")
+
+
+def is_glob(name: str) -> bool:
+    """A host pattern (``web-*``, ``db?``, ``rack[12]-*``) rather than a name."""
+    return any(c in GLOB_CHARS for c in name)
+
+
+def glob_regex(pattern: str) -> str:
+    """A shell glob as an anchored RE2 regular expression (ClickHouse ``match()``):
+    ``*`` any run, ``?`` one character, ``[...]`` a class (``[!...]`` negated)."""
+    out, i, n = ["^"], 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "*":
+            out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c == "[":
+            j = i + 1
+            j += pattern[j:j + 1] == "!"
+            j += pattern[j:j + 1] == "]"
+            end = pattern.find("]", j)
+            if end < 0:
+                out.append(re.escape(c))
+            else:
+                body = pattern[i + 1:end]
+                neg = body.startswith("!")
+                body = body[1:] if neg else body
+                out.append("[" + ("^" if neg else "") + body.replace("\\", "\\\\") + "]")
+                i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out) + "$"
+
+
 @dataclasses.dataclass(frozen=True)
 class Filters:
-    """Time range ``[since_ns, until_ns)`` on interval starts, and hosts (empty = all)."""
+    """Time range ``[since_ns, until_ns)`` on interval starts, and hosts (empty = all):
+    names or shell globs (``web-*``)."""
 
     since_ns: int | None = None
     until_ns: int | None = None
@@ -111,7 +149,10 @@ class Filters:
         """
         parts: list[str] = []
         if self.hosts:
-            parts.append("host IN (" + ", ".join(quote(h) for h in self.hosts) + ")")
+            names = [h for h in self.hosts if not is_glob(h)]
+            either = ([f"host IN ({', '.join(quote(h) for h in names)})"] if names else []) \
+                + [f"match(host, {quote(glob_regex(h))})" for h in self.hosts if is_glob(h)]
+            parts.append(either[0] if len(either) == 1 else "(" + " OR ".join(either) + ")")
         if self.since_ns is not None:
             low_s = max(0, self.since_ns // NS_PER_S - 1)
             parts.append(f"ts >= toDateTime({low_s})")

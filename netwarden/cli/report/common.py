@@ -25,9 +25,22 @@ if TYPE_CHECKING:
     from netwarden.collector.reports import Filters, ReportResult
     from netwarden.collector.store import Store
 
-__all__ = ["CommonOptions", "check_local_store", "common", "common_options", "emit", "fetch",
-           "fetch_many", "filters_of", "open_local_store", "run", "source_options", "store_settings",
-           "top_option"]
+__all__ = [
+    "CommonOptions",
+    "check_local_store",
+    "common",
+    "common_options",
+    "emit",
+    "fetch",
+    "fetch_many",
+    "filters_of",
+    "group_hosts",
+    "open_local_store",
+    "run",
+    "source_options",
+    "store_settings",
+    "top_option",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -94,7 +107,15 @@ def source_options(func: F) -> F:
         click.option("--until", type=TimeType(), default=None,
                      help="Only intervals starting before this time. " + _TIME_HELP),
         click.option("--host", "hosts", multiple=True, metavar="NAME",
-                     help="Only records of this host (repeat for several). Default: all."),
+                     help="Only records of this host (repeat for several; a shell glob "
+                          "such as 'web-*' selects every matching host). Default: all."),
+        click.option("--group", "groups", multiple=True, metavar="NAME",
+                     help="Only records of the hosts of this host group (repeatable), as "
+                          "defined in the policy files given with --policies (its host "
+                          "names and globs)."),
+        click.option("--policies", "policy_files", multiple=True, metavar="FILE",
+                     type=click.Path(exists=True, path_type=Path),
+                     help="Policy files or directories defining the groups of --group."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -136,11 +157,36 @@ def common(kwargs: dict[str, Any]) -> CommonOptions:
         config=kwargs.pop("config"),
         since=kwargs.pop("since"),
         until=kwargs.pop("until"),
-        hosts=tuple(kwargs.pop("hosts")),
+        hosts=tuple(kwargs.pop("hosts")) + group_hosts(tuple(kwargs.pop("groups")),
+                                                        tuple(kwargs.pop("policy_files"))),
         fmt=kwargs.pop("fmt", "table"),
         output=kwargs.pop("output", None),
         plot=plot,
     )
+
+
+def group_hosts(groups: tuple[str, ...], policy_files: tuple[Path, ...]) -> tuple[str, ...]:
+    """The host names and globs of the named groups of the policy files."""
+    if not groups:
+        return ()
+    if not policy_files:
+        raise UsageError("--group needs --policies FILE (the policy files defining groups)")
+    from netwarden.policy.load import load_policies
+
+    policies = load_policies(policy_files)
+    out: list[str] = []
+    for name in groups:
+        try:
+            group = policies.group(name)
+        except KeyError:
+            known = ", ".join(g.name for g in policies.groups) or "none"
+            raise UsageError(f"--group {name}: no such group in the policy files "
+                             f"(groups: {known})") from None
+        if not group.hosts:
+            raise UsageError(f"--group {name}: the group selects hosts by labels only; "
+                             "reports select hosts by name or glob")
+        out += group.hosts
+    return tuple(out)
 
 
 def filters_of(opts: CommonOptions) -> Filters:
