@@ -16,6 +16,12 @@ replaces the first. Each stream holds a thread of the pool and a reader thread, 
 ``collector.max_streams`` bounds the sensors served at once (more are refused with
 RESOURCE_EXHAUSTED and retry).
 
+Enforcement (data-plan policies, :mod:`.policy.push`): when ``[policy] files`` are set,
+a sensor's desired ``Enforcement`` goes out on its stream right after the Hello's Ack and
+after every policy evaluation that changes it; the ``AppliedState`` messages a sensor
+sends are kept, audited (``enforcement_applied``) and answered with a resend when they
+do not match what is desired.
+
 ``Query``: runs a named report on the collector's store (:mod:`.query`) and returns its
 JSON, so reports reach an embedded chdb store that only this process can open. Errors map
 to status codes: bad parameters INVALID_ARGUMENT, empty store FAILED_PRECONDITION, store
@@ -47,6 +53,7 @@ from netwarden.sensor.wire import PROTOCOL_VERSION, WireError, decode_batch
 
 if TYPE_CHECKING:
     from netwarden.collector.policy.engine import PolicyEngine
+    from netwarden.collector.policy.push import EnforcementPush
 
 __all__ = ["CollectorServer"]
 
@@ -117,6 +124,7 @@ class CollectorServer:
         self.store: Store | None = None
         self.ingest: Ingest | None = None
         self.policy: PolicyEngine | None = None
+        self.push: EnforcementPush | None = None
         self.port = 0
         self._grpc: Any = None
         self._sessions: dict[str, _StreamSession] = {}
@@ -151,8 +159,12 @@ class CollectorServer:
         try:
             if self.config.policy.files:
                 from netwarden.collector.policy.engine import PolicyEngine
+                from netwarden.collector.policy.push import EnforcementPush
 
                 self.policy = PolicyEngine(self.config.policy, store)
+                self.push = EnforcementPush(self.policy, store)
+                self.push.seed()
+                self.policy.on_state = self.push.after_run
                 self.policy.start()
             self.ingest = Ingest(store, queue_batches=c.queue_batches, group_rows=c.group_rows,
                                  on_stored=self.policy.rollup if self.policy else None)
@@ -249,6 +261,8 @@ class CollectorServer:
                      stored_seq=stored,
                      interfaces=[i.name for i in hello.interfaces])
             yield pb.CollectorMessage(ack=pb.Ack(seq=stored))
+            if self.push is not None:  # the desired enforcement state, first thing
+                self.push.connected(hello.host, session.deliver)
             reader = threading.Thread(target=self._read, args=(session, requests),
                                       name=f"collector-read-{hello.host}", daemon=True)
             reader.start()
@@ -257,6 +271,8 @@ class CollectorServer:
                 context.abort(grpc.StatusCode.UNAVAILABLE, session.failure)
         finally:
             session.close()
+            if self.push is not None:
+                self.push.disconnected(hello.host, session.deliver)
             self._unregister(session)
             log.info("sensor disconnected", host=hello.host, peer=peer)
 
@@ -285,7 +301,8 @@ class CollectorServer:
                 if kind == "batch":
                     self._receive(ingest, session, msg.batch)
                 elif kind == "applied":
-                    pass  # the policy issue defines it
+                    if self.push is not None:
+                        self.push.applied(session.host, msg.applied)
                 elif kind == "hello":
                     session.deliver(_error("Hello sent twice on one stream"))
                 else:
@@ -359,6 +376,8 @@ class CollectorServer:
         try:
             state = engine.state  # the last scheduled evaluation
             result = status_result(state if state is not None else engine.compute())
+            if self.push is not None:
+                result.meta["enforcement"] = self.push.status()
         except StoreError as exc:
             return grpc.StatusCode.UNAVAILABLE, exc.message.splitlines()[0], None
         return None, "", pb.QueryReply(result_json=result_json(result), columns=result.columns)

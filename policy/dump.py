@@ -122,6 +122,8 @@ def _period(p: Period) -> dict[str, Any]:
         out["reset_weekday"] = WEEKDAYS[p.reset_weekday]
     if p.window is not None:
         out["window"] = format_duration(p.window)
+    if p.length is not None:
+        out["length"] = format_duration(p.length)
     return out
 
 

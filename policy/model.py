@@ -50,14 +50,15 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Direction = Literal["in", "out", "both"]
 Protocol = Literal["tcp", "udp", "icmp", "any"]
 Scope = Literal["per_host", "pooled"]
-PeriodKind = Literal["daily", "weekly", "monthly", "rolling"]
+PeriodKind = Literal["daily", "weekly", "monthly", "rolling", "fixed"]
 Action = Literal["alert", "throttle", "block"]
 BlockMode = Literal["drop", "reject"]
 
 DIRECTIONS: Final[tuple[Direction, ...]] = ("in", "out", "both")
 PROTOCOLS: Final[tuple[Protocol, ...]] = ("tcp", "udp", "icmp", "any")
 SCOPES: Final[tuple[Scope, ...]] = ("per_host", "pooled")
-PERIOD_KINDS: Final[tuple[PeriodKind, ...]] = ("daily", "weekly", "monthly", "rolling")
+PERIOD_KINDS: Final[tuple[PeriodKind, ...]] = ("daily", "weekly", "monthly", "rolling",
+                                               "fixed")
 ACTIONS: Final[tuple[Action, ...]] = ("alert", "throttle", "block")
 BLOCK_MODES: Final[tuple[BlockMode, ...]] = ("drop", "reject")
 WEEKDAYS: Final[tuple[str, ...]] = (
@@ -156,6 +157,9 @@ class Period:
     * ``monthly``: at local midnight starting day :attr:`reset_day` (1-28) of each month,
       or its last day when :attr:`reset_day` is ``"last"``.
     * ``rolling``: no reset; the quota covers the last :attr:`window` up to now.
+    * ``fixed``: back-to-back windows of :attr:`length` (whole seconds, at least 10 s),
+      aligned to the Unix epoch (a window starts when epoch seconds are a multiple of the
+      length), in absolute time: no time zone. Short periods for tests and trials.
 
     Fields that do not apply to the kind are ``None``.
     """
@@ -165,6 +169,7 @@ class Period:
     reset_day: int | Literal["last"] | None = 1
     reset_weekday: int | None = None
     window: timedelta | None = None
+    length: timedelta | None = None
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ LABEL_KEY_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,62}$")
 APP_RE: Final = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 MIN_WINDOW: Final = timedelta(minutes=1)
 MAX_WINDOW: Final = timedelta(days=366)
+MIN_LENGTH: Final = timedelta(seconds=10)
 MAX_TIER_PERCENT: Final = 1000.0
 
 TOP_KEYS: Final = ("groups", "policies")
@@ -74,11 +75,12 @@ POLICY_KEYS: Final = (
     "description", "who", "what", "quota", "scope", "period", "tiers", "exempt")
 WHO_KEYS: Final = ("fleet", "hosts", "labels", "groups")
 MATCH_KEYS: Final = ("direction", "dst", "src", "remote", "ports", "protocols", "apps")
-PERIOD_KEYS: Final = ("kind", "time_zone", "reset_day", "reset_weekday", "window")
+PERIOD_KEYS: Final = ("kind", "time_zone", "reset_day", "reset_weekday", "window", "length")
 TIER_KEYS: Final = ("at", "action", "rate", "mode")
 EXEMPT_KEYS: Final = ("networks", "ports")
 _PERIOD_ONLY: Final[dict[str, PeriodKind]] = {
-    "reset_day": "monthly", "reset_weekday": "weekly", "window": "rolling"}
+    "reset_day": "monthly", "reset_weekday": "weekly", "window": "rolling",
+    "length": "fixed"}
 
 
 @dataclass(frozen=True)
@@ -481,6 +483,10 @@ def _period(r: Reader, node: yaml.Node, path: str) -> Period | None:
             r.error(node, path, "a rolling period needs a window: write "
                                 "{kind: rolling, window: 30d}")
             return None
+        if kind == "fixed":
+            r.error(node, path, "a fixed period needs a length: write "
+                                "{kind: fixed, length: 1h}")
+            return None
         return _default_period(cast(PeriodKind, kind))
     entries = r.mapping(node, path, PERIOD_KEYS, required=("kind",))
     if entries is None or "kind" not in entries:
@@ -498,8 +504,9 @@ def _period(r: Reader, node: yaml.Node, path: str) -> Period | None:
     time_zone = base.time_zone
     if "time_zone" in entries:
         e = entries["time_zone"]
-        if kind == "rolling":
-            r.error(e.key, e.path, "a rolling window has no time zone")
+        if kind in ("rolling", "fixed"):
+            r.error(e.key, e.path, "a rolling window has no time zone" if kind == "rolling"
+                    else "a fixed period has no time zone (epoch-aligned, absolute time)")
             ok = False
         else:
             time_zone = _time_zone(r, e.value, e.path)
@@ -521,10 +528,17 @@ def _period(r: Reader, node: yaml.Node, path: str) -> Period | None:
             return None
         window = _window(r, entries["window"].value, entries["window"].path)
         ok &= window is not None
+    length = base.length
+    if kind == "fixed":
+        if "length" not in entries:
+            r.error(node, path, "a fixed period needs a length (like 1h)")
+            return None
+        length = _length(r, entries["length"].value, entries["length"].path)
+        ok &= length is not None
     if not ok:
         return None
     return Period(kind=kind, time_zone=time_zone, reset_day=reset_day,
-                  reset_weekday=reset_weekday, window=window)
+                  reset_weekday=reset_weekday, window=window, length=length)
 
 
 def _default_period(kind: PeriodKind) -> Period:
@@ -534,6 +548,8 @@ def _default_period(kind: PeriodKind) -> Period:
         return Period(kind="weekly", reset_day=None, reset_weekday=0)
     if kind == "monthly":
         return Period(kind="monthly")
+    if kind == "fixed":
+        return Period(kind="fixed", time_zone=None, reset_day=None)
     return Period(kind="rolling", time_zone=None, reset_day=None)
 
 
@@ -587,6 +603,21 @@ def _window(r: Reader, node: yaml.Node, path: str) -> timedelta | None:
         r.error(node, path, "a window must be from 1m to 366d")
         return None
     return window
+
+
+def _length(r: Reader, node: yaml.Node, path: str) -> timedelta | None:
+    value = r.value(node, path)
+    if value is None:
+        return None
+    try:
+        length = parse_duration(value)
+    except UnitError as exc:
+        r.error(node, path, str(exc))
+        return None
+    if not MIN_LENGTH <= length <= MAX_WINDOW or length.microseconds:
+        r.error(node, path, "a fixed period's length must be whole seconds from 10s to 366d")
+        return None
+    return length
 
 
 def _tiers(r: Reader, node: yaml.Node, path: str) -> tuple[Tier, ...] | None:

@@ -13,8 +13,11 @@ instant of that local day: the moment of the change. Midnight that happens twice
 A rolling window has no reset: the period at an instant ``t`` is ``[t - window, t)``,
 in absolute time, and :func:`next_reset` is ``None``.
 
+A fixed period is back-to-back windows of ``length`` seconds aligned to the Unix epoch,
+in absolute time: the period at ``t`` starts at ``t - t % length`` (epoch seconds).
+
 Every function takes an aware :class:`datetime` (a naive one is a :class:`ValueError`)
-and returns aware datetimes in the period's zone (UTC for rolling windows).
+and returns aware datetimes in the period's zone (UTC for rolling and fixed periods).
 """
 
 from __future__ import annotations
@@ -65,6 +68,14 @@ def period_bounds(period: Period, at: datetime) -> tuple[datetime, datetime]:
             raise ValueError("a rolling period needs a window")
         now = at.astimezone(UTC)
         return now - period.window, now
+    if period.kind == "fixed":
+        if period.length is None:
+            raise ValueError("a fixed period needs a length")
+        length = int(period.length.total_seconds())
+        epoch_s = int(at.timestamp() // 1)
+        first_s = epoch_s - epoch_s % length
+        return (datetime.fromtimestamp(first_s, UTC),
+                datetime.fromtimestamp(first_s + length, UTC))
     tz = zone(period.time_zone or "UTC")
     today = at.astimezone(tz).date()
     if period.kind == "daily":

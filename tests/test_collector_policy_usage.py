@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -23,11 +23,13 @@ from netwarden.collector.policy.evaluate import POOLED
 from netwarden.collector.policy.usage import (
     UsageRollup,
     backfill,
+    bucket_s,
     definition_id,
     read_usage,
+    usage_columns,
 )
 from netwarden.collector.store.schema import POLICY_USAGE
-from netwarden.policy.model import Match, Policy, PolicySet, Selector, Tier
+from netwarden.policy.model import Match, Period, Policy, PolicySet, Selector, Tier
 from netwarden.proto import netwarden_pb2 as pb
 from netwarden.sensor.records import FLOW_COLUMNS, FlowBatch, empty
 
@@ -100,6 +102,22 @@ def ingest(store: Any, rollup: UsageRollup, batches: dict[str, list[FlowBatch]])
             assert session.acks[-1] == len(items)
     finally:
         writer.stop()
+
+
+def test_a_short_fixed_period_counts_in_buckets_that_meet_its_window_boundaries() -> None:
+    def fixed(seconds: int) -> Policy:
+        return Policy(name=f"f{seconds}", who=Selector(fleet=True), quota=1000,
+                      period=Period(kind="fixed", time_zone=None, reset_day=None,
+                                    length=timedelta(seconds=seconds)))
+
+    assert [bucket_s(fixed(n)) for n in (30, 45, 90, 120, 11)] == [30, 15, 30, 60, 1]
+    assert bucket_s(POLICIES.policies[0]) == 60  # calendar periods: minutes
+    flows = batch("h", [rec(T + 5, 2, 100), rec(T + 29, 1, 10), rec(T + 30, 2, 1000),
+                        rec(T + 59, 2, 1)]).flows
+    got = usage_columns([fixed(30), POLICIES.policies[0]], "h", flows)
+    rows = sorted(zip(got["policy"].tolist(), got["ts"].tolist(), got["bytes"].tolist(),
+                      strict=True))
+    assert rows == [("f30", T, 110), ("f30", T + 30, 1001), ("out-only", T, 1101)]
 
 
 def test_usage_rollup_at_ingest_and_evaluation_reads_it(store_factory: Any) -> None:

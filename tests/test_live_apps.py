@@ -162,7 +162,8 @@ def test_dns_then_tls_is_labelled_with_the_rules_app(
         f'[capture]\ninterfaces = ["{info["ifname"]}"]\nbuffer_mb = 8\n'
         f'[transport]\ncollector = "{QUERY}"\nbackoff_initial_s = 0.2\n'
         'backoff_max_s = 1.0\nstop_timeout_s = 10.0\n'
-        f'[apps]\nrules_file = "{rules}"\n')
+        # a loaded CI machine may take more than the default second to dissect the heads
+        f'[apps]\nrules_file = "{rules}"\nmax_wait_s = 10.0\n')
     pcap = tmp_path / "link.pcap"
     collector = _start(topo, tmp_path, "collector", [
         "collector", "serve", "--listen", QUERY, "--store", str(tmp_path / "store"),

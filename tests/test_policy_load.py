@@ -102,6 +102,24 @@ BROKEN: list[tuple[str, dict[str, str], list[str]]] = [
      {"a.yaml": vary("      kind: monthly\n      reset_day: 1\n      time_zone: Europe/Berlin\n",
                      "      kind: rolling\n      window: 400d\n")},
      ["a.yaml:11: policies.video.period.window: a window must be from 1m to 366d"]),
+    ("fixed period without a length",
+     {"a.yaml": vary("      kind: monthly\n      reset_day: 1\n      time_zone: Europe/Berlin\n",
+                     "      kind: fixed\n")},
+     ["a.yaml:10: policies.video.period: a fixed period needs a length (like 1h)"]),
+    ("fixed period shorter than 10 s",
+     {"a.yaml": vary("      kind: monthly\n      reset_day: 1\n      time_zone: Europe/Berlin\n",
+                     "      kind: fixed\n      length: 5s\n")},
+     ["a.yaml:11: policies.video.period.length: a fixed period's length must be whole "
+      "seconds from 10s to 366d"]),
+    ("fixed period has no time zone",
+     {"a.yaml": vary("      kind: monthly\n      reset_day: 1\n",
+                     "      kind: fixed\n      length: 30s\n")},
+     ["a.yaml:12: policies.video.period.time_zone: a fixed period has no time zone "
+      "(epoch-aligned, absolute time)"]),
+    ("length on a rolling period",
+     {"a.yaml": vary("      kind: monthly\n      reset_day: 1\n      time_zone: Europe/Berlin\n",
+                     "      kind: rolling\n      window: 1d\n      length: 1h\n")},
+     ["a.yaml:12: policies.video.period.length: only for fixed periods"]),
     ("tiers out of order",
      {"a.yaml": vary("at: 80 %", "at: 120 %").replace("action: block", "action: alert")},
      ["a.yaml:16: policies.video.tiers[1]: thresholds must rise: 100 % is not above 120 % "
@@ -352,7 +370,8 @@ def test_period_shorthands_and_kinds(tmp_path: Path, monkeypatch: pytest.MonkeyP
     text = "policies:\n"
     for name, period in [("d", "daily"), ("w", "{kind: weekly, reset_weekday: friday}"),
                          ("m", "{kind: monthly, reset_day: last, time_zone: Asia/Tokyo}"),
-                         ("r", "{kind: rolling, window: 1d 12h}")]:
+                         ("r", "{kind: rolling, window: 1d 12h}"),
+                         ("f", "{kind: fixed, length: 30s}")]:
         text += f"  {name}:\n    who: fleet\n    quota: 1 GB\n    period: {period}\n"
     write(tmp_path, {"a.yaml": text})
     got = {p.name: p.period for p in load_policies(["a.yaml"]).policies}
@@ -362,6 +381,8 @@ def test_period_shorthands_and_kinds(tmp_path: Path, monkeypatch: pytest.MonkeyP
         "m": Period(kind="monthly", time_zone="Asia/Tokyo", reset_day="last"),
         "r": Period(kind="rolling", time_zone=None, reset_day=None,
                     window=timedelta(days=1, hours=12)),
+        "f": Period(kind="fixed", time_zone=None, reset_day=None,
+                    length=timedelta(seconds=30)),
     }
 
 

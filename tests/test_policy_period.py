@@ -175,6 +175,30 @@ def test_rolling_window_is_absolute_time_up_to_now() -> None:
     assert next_reset(period, now) is None
 
 
+def test_fixed_windows_are_aligned_to_the_epoch_and_tile() -> None:
+    period = Period(kind="fixed", time_zone=None, reset_day=None,
+                    length=timedelta(seconds=30))
+    now = datetime(2024, 3, 31, 1, 0, 47, 500_000, tzinfo=UTC)  # Berlin changes at 01:00 UTC
+    start, end = period_bounds(period, now)
+    assert (start, end) == (datetime(2024, 3, 31, 1, 0, 30, tzinfo=UTC),
+                            datetime(2024, 3, 31, 1, 1, tzinfo=UTC))
+    assert int(start.timestamp()) % 30 == 0 and start.tzinfo == UTC
+    assert next_reset(period, now) == end
+    assert period_bounds(period, end) == (end, end + timedelta(seconds=30))  # reset instant
+    odd = Period(kind="fixed", time_zone=None, reset_day=None, length=timedelta(seconds=45))
+    t = datetime(2024, 1, 1, tzinfo=UTC)
+    seen = period_bounds(odd, t)
+    for _ in range(200):  # back to back, each 45 s, whatever the instant in a window
+        t += timedelta(seconds=13)
+        got = period_bounds(odd, t)
+        assert got[1] - got[0] == timedelta(seconds=45)
+        assert got[0] <= t < got[1] and int(got[0].timestamp()) % 45 == 0
+        assert got == seen or got[0] == seen[1]
+        seen = got
+    assert period_bounds(period, at("Asia/Tokyo", 2024, 1, 1, 9, 0, 10))[0] == \
+        datetime(2024, 1, 1, tzinfo=UTC)  # absolute time: the instant's zone is irrelevant
+
+
 def test_naive_instants_are_refused() -> None:
     with pytest.raises(ValueError, match="aware"):
         period_bounds(daily("UTC"), datetime(2024, 1, 1))

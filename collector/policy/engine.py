@@ -23,6 +23,8 @@ Each run (:meth:`PolicyEngine.run_once`):
    alerted tiers of the current periods are read back from ``policy_alerts`` at start,
    so a restarted collector does not alert twice. In a rolling window usage can fall:
    a tier left and reached again alerts again.
+6. after a scheduled run, :attr:`PolicyEngine.on_state` (when set) gets the new state:
+   the collector pushes changed rulesets to its sensors (:mod:`.push`).
 
 The ``version`` of a decision row is the digest of that scope's rule (of no rule when the
 tier only alerts or none is reached): it changes exactly when what the hosts must
@@ -93,6 +95,8 @@ class PolicyEngine:
         self._apps_since = 0
         self._apps_lock = threading.Lock()
         self._apps_refreshed = -APP_REFRESH_S
+        #: called with the new state after every scheduled run (the collector's push)
+        self.on_state: Callable[[DesiredState], None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -150,9 +154,15 @@ class PolicyEngine:
 
     def _scheduled(self) -> None:
         try:
-            self.run_once()
+            state = self.run_once()
         except Exception as exc:  # a store hiccup must not end the schedule
             log.error("policy evaluation failed", error=str(exc).splitlines()[0])
+            return
+        if self.on_state is not None:
+            try:
+                self.on_state(state)
+            except Exception as exc:
+                log.error("policy state listener failed", error=str(exc).splitlines()[0])
 
     # -- one evaluation -------------------------------------------------------------------
 

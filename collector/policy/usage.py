@@ -1,5 +1,11 @@
 """The ``policy_usage`` rollup: bytes each policy counts, per host and minute.
 
+(Per host and *bucket*, really: a minute, except for a fixed period whose length is not a
+whole number of minutes (a ``{kind: fixed, length: 30s}`` policy): its bucket is the
+greatest common divisor of the length and 60 s (:func:`bucket_s`), so every window
+boundary is a bucket boundary and a window's usage is exact. The slow path below works
+per minute for every policy.)
+
 **At ingest** (fast path): :class:`UsageRollup` is the collector's hook after a group of
 sensor batches is stored (:class:`~netwarden.collector.ingest.Ingest` ``on_stored``). For
 every policy it takes the layer-0 records the policy counts (:func:`.match.policy_mask`),
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -44,7 +51,8 @@ from .match import exempt_dict, match_dict, policy_mask
 if TYPE_CHECKING:
     from netwarden.collector.store import Store
 
-__all__ = ["MINUTE_FLOW_COLUMNS", "UsageRollup", "backfill", "definition_id", "flow_usage",
+__all__ = ["MINUTE_FLOW_COLUMNS", "UsageRollup", "backfill", "bucket_s", "definition_id",
+           "flow_usage",
            "has_usage",
            "known_hosts", "read_minute_flows", "read_usage", "usage_columns"]
 
@@ -67,6 +75,14 @@ def definition_id(policy: Policy) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def bucket_s(policy: Policy) -> int:
+    """Seconds per ``policy_usage`` row of ``policy`` (see the module doc)."""
+    length = policy.period.length
+    if policy.period.kind == "fixed" and length is not None:
+        return math.gcd(int(length.total_seconds()), MINUTE)
+    return MINUTE
+
+
 def _minute_sums(minutes: np.ndarray, nbytes: np.ndarray, packets: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     keys, inverse = np.unique(minutes, return_inverse=True)
@@ -80,19 +96,24 @@ def _minute_sums(minutes: np.ndarray, nbytes: np.ndarray, packets: np.ndarray
 def usage_columns(policies: Sequence[Policy], host: str, flows: Mapping[str, np.ndarray],
                   minutes: np.ndarray | None = None) -> Columns:
     """``policy_usage`` rows of one host's flow records (``minutes``: epoch second of
-    each record's minute; computed from ``start_ns`` when not given)."""
+    each record's minute; when not given, each policy's bucket (:func:`bucket_s`) of
+    ``start_ns``)."""
     parts: list[Columns] = []
     n = len(np.asarray(flows["layer"]))
     if n and policies:
-        if minutes is None:
-            start_s = np.asarray(flows["start_ns"]) // NS_PER_S
-            minutes = (start_s - start_s % MINUTE).astype(np.uint32)
+        start_s = np.asarray(flows["start_ns"]) // NS_PER_S if minutes is None else None
         nbytes, packets = np.asarray(flows["bytes"]), np.asarray(flows["packets"])
         for policy in policies:
             mask = policy_mask(flows, policy)
             if not mask.any():
                 continue
-            ts, b, p = _minute_sums(minutes[mask], nbytes[mask], packets[mask])
+            if start_s is not None:
+                size = bucket_s(policy)
+                buckets = (start_s - start_s % size).astype(np.uint32)
+            else:
+                assert minutes is not None
+                buckets = minutes
+            ts, b, p = _minute_sums(buckets[mask], nbytes[mask], packets[mask])
             k = len(ts)
             parts.append({"policy": np.full(k, policy.name, dtype=object),
                           "definition": np.full(k, definition_id(policy), dtype=object),
@@ -146,12 +167,13 @@ class UsageRollup:
 
 
 def read_usage(store: Store, policy: Policy, start_s: int, end_s: int) -> dict[str, int]:
-    """Bytes ``policy`` counted per host in minutes ``[start_s, end_s)`` (rounded down to
-    the minute), from ``policy_usage``."""
+    """Bytes ``policy`` counted per host in ``[start_s, end_s)`` (``start_s`` rounded down
+    to the policy's bucket, :func:`bucket_s`), from ``policy_usage``."""
     rows = store.query(
         "SELECT host, sum(bytes) AS b FROM policy_usage"
         f" WHERE policy = {quote(policy.name)} AND definition = {quote(definition_id(policy))}"
-        f" AND ts >= toDateTime({_floor(start_s)}) AND ts < toDateTime({int(end_s)})"
+        f" AND ts >= toDateTime({_floor(start_s, bucket_s(policy))})"
+        f" AND ts < toDateTime({int(end_s)})"
         " GROUP BY host")
     return {str(h): int(b) for h, b in rows if int(b)}
 
@@ -171,8 +193,8 @@ def known_hosts(store: Store) -> list[str]:
     return sorted({str(r[0]) for r in rows})
 
 
-def _floor(ts: int) -> int:
-    return int(ts) - int(ts) % MINUTE
+def _floor(ts: int, size: int = MINUTE) -> int:
+    return int(ts) - int(ts) % size
 
 
 def read_minute_flows(store: Store, start_s: int, end_s: int,

@@ -287,7 +287,19 @@ POLICY_ALERTS: Final = Table(
     order_by=("policy", "ts", "scope"), primary_key=("policy", "ts"),
     partition="month", retention="rollup",
 )
-POLICY_TABLES: Final = (POLICY_USAGE, POLICY_DECISIONS, POLICY_ALERTS)
+# ``enforcement_applied``: every AppliedState a sensor reported (append-only audit of the
+# enforcement loop, collector/policy/push.py): the version and ruleset in force, the
+# sensor's mode, how many rules are in force, and the refused/drift lines ("\n"-joined).
+ENFORCEMENT_APPLIED: Final = Table(
+    "enforcement_applied",
+    (TS, HOST, *_u64("version"), Column("ruleset_id", object, "string"),
+     Column("mode", object, "string"), Column("rules", np.uint32),
+     Column("refused", object, "string"), Column("drift", object, "string"),
+     Column("error", object, "string")),
+    order_by=("host", "ts"), primary_key=("host", "ts"),
+    partition="month", retention="rollup",
+)
+POLICY_TABLES: Final = (POLICY_USAGE, POLICY_DECISIONS, POLICY_ALERTS, ENFORCEMENT_APPLIED)
 
 RAW_TABLES: Final = (FLOWS, PROTO_CHAINS, PKT_SIZES, CAPTURE_STATS, APP_NAMES)
 ROLLUP_TABLES: Final = (USAGE_15M, TALKERS_1H, CHAINS_1H, SIZES_1H)

@@ -107,6 +107,8 @@ def _period(p: Period) -> str:
 
     if p.kind == "rolling" and p.window is not None:
         return f"rolling {format_duration(p.window)}"
+    if p.kind == "fixed" and p.length is not None:
+        return f"fixed {format_duration(p.length)} (epoch-aligned)"
     if p.kind == "weekly" and p.reset_weekday is not None:
         text = f"weekly from {WEEKDAYS[p.reset_weekday]}"
     elif p.kind == "monthly":
@@ -301,6 +303,22 @@ def _emit_status(data: dict[str, Any], fmt: str) -> None:
                      r["period_end"], ",".join(r["hosts"])))
     click.echo(_table(rows))
     click.echo(f"{_count(len(data['rows']), 'scope', 'scopes')} at {data.get('at', '?')}")
+    hosts = data.get("enforcement")
+    if hosts:  # from a collector: what each sensor was sent and reports in force
+        hrows: list[tuple[str, ...]] = [
+            ("HOST", "DESIRED", "APPLIED", "RULESET (APPLIED)", "MODE", "RULES", "STATE")]
+        for h in hosts:
+            state = "in sync" if h["in_sync"] else "out of sync"
+            if h["error"]:
+                state += f": {h['error']}"
+            elif h["refused"]:
+                state += f", {_count(len(h['refused']), 'rule', 'rules')} refused"
+            hrows.append((h["host"] + ("" if h["connected"] else " (gone)"),
+                         f"v{h['desired_version']} {h['desired_ruleset'][:12]}",
+                         f"v{h['applied_version']}", h["applied_ruleset"][:12] or "-",
+                         h["mode"] or "-", str(h["rules_in_force"]), state))
+        click.echo("")
+        click.echo(_table(hrows))
 
 
 def _table(rows: Sequence[Sequence[str]]) -> str:
