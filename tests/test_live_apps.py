@@ -114,6 +114,23 @@ def _report(topo: Topology, *args: str) -> dict[str, Any]:
     return out
 
 
+def _client_hello_names(pcap: Path) -> list[str]:
+    """The SNI of every ClientHello in ``pcap``, read by pyshark (an oracle independent of
+    the sensor's own tshark fields pass)."""
+    import asyncio
+
+    import pyshark
+
+    loop = asyncio.new_event_loop()
+    cap = pyshark.FileCapture(str(pcap), display_filter="tls.handshake.type == 1",
+                              keep_packets=False, eventloop=loop)
+    try:
+        return [str(p.tls.handshake_extensions_server_name) for p in cap]
+    finally:
+        cap.close()
+        loop.close()
+
+
 def _frame_bytes(pcap: Path, display_filter: str) -> int:
     out = subprocess.run(["tshark", "-r", str(pcap), "-Y", display_filter, "-T", "fields",
                           "-e", "frame.len"], capture_output=True, text=True, check=True)
@@ -200,6 +217,7 @@ def test_dns_then_tls_is_labelled_with_the_rules_app(
         for p in reversed(procs):
             p.terminate()
 
+    assert _client_hello_names(pcap) == [NAME]
     tls_bytes = _frame_bytes(pcap, "tcp.port == 443")
     plain_bytes = _frame_bytes(pcap, "tcp.port == 8443")
     assert tls_bytes > TLS_BYTES and plain_bytes > PLAIN_BYTES
