@@ -153,7 +153,9 @@ def test_capture_equals_what_was_sent_and_tcpdump(netns, tmp_path, version):
         src.stop()
     ref = between_markers(dump.stop())
     assert stats.delivered == len(got)
-    assert stats.received >= len(got)  # a late IPv6 chatter frame may still sit in the ring
+    # the kernel's own count (PACKET_STATISTICS) is read at its own moment: it may lag the
+    # frames already handed out by a block or two, or lead them with late IPv6 chatter
+    assert abs(stats.received - len(got)) <= 8
     assert stats.dropped == 0
     got = between_markers(got)
 
