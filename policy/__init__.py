@@ -7,8 +7,10 @@ Policies are written in YAML files (format: README, "Data-plan policies") and lo
 * :mod:`~netwarden.policy.model`: the typed, immutable model (:class:`PolicySet`, ...).
 * :mod:`~netwarden.policy.units`: byte counts, rates, percentages, durations.
 * :mod:`~netwarden.policy.nodes`: YAML nodes with line numbers, problem collection.
-* :mod:`~netwarden.policy.parse`: checking one file; :mod:`~netwarden.policy.load`:
-  loading and cross-checking several.
+* :mod:`~netwarden.policy.parse`: checking one file, with ``parse_who`` (groups,
+  ``who``), ``parse_what`` (``what``, ``exempt``), ``parse_period``, ``parse_tiers``
+  (``quota``, ``tiers``) and ``parse_values`` (shared readers);
+  :mod:`~netwarden.policy.load`: loading and cross-checking several.
 * :mod:`~netwarden.policy.period`: the current period's start and end, next reset.
 * :mod:`~netwarden.policy.dump`: writing policies back as YAML, defaults included.
 """

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from test_collector_policy_usage import batch, ingest, rec
@@ -19,6 +20,7 @@ from netwarden.cli.main import cli, main
 from netwarden.collector.policy.evaluate import POOLED
 from netwarden.collector.policy.simulate import replay
 from netwarden.collector.policy.usage import UsageRollup
+from netwarden.collector.store.schema import ENFORCEMENT_APPLIED
 from netwarden.policy import load_policies
 from netwarden.policy.model import Period, Policy, PolicySet, Selector, Tier
 
@@ -138,3 +140,60 @@ def test_policy_file_loads() -> None:  # the YAML above is a valid policy file
     with tempfile.TemporaryDirectory() as d:
         assert [p.name for p in load_policies([write_policy(Path(d))]).policies] == \
             ["quota-out", "shared"]
+
+
+def applied_rows(rows: list[tuple[int, str, int, str, str, int, str, str, str]]
+                 ) -> dict[str, np.ndarray]:
+    """enforcement_applied columns: (ts, host, version, ruleset, mode, rules, refused,
+    drift, error) per row."""
+    names = [c.name for c in ENFORCEMENT_APPLIED.columns]
+    return {c.name: np.array([r[names.index(c.name)] for r in rows],
+                             dtype=object if c.dtype is object else c.dtype)
+            for c in ENFORCEMENT_APPLIED.columns}
+
+
+def test_status_on_a_store_shows_what_each_sensor_last_applied(
+        store_factory: Any, chdb_path: Path, tmp_path: Path) -> None:
+    store = store_factory("chdb")
+    now = int(datetime.now(UTC).timestamp())
+    plan = load_policies([write_policy(tmp_path)])
+    ingest(store, UsageRollup(store, plan.policies),
+           {"web-1": [batch("web-1", [rec(now - 120, 2, 6000)])]})
+    store.insert(ENFORCEMENT_APPLIED, applied_rows([
+        (now - 300, "web-1", 1, "a" * 64, "enforce", 2, "", "", ""),
+        (now - 60, "web-1", 2, "b" * 64, "enforce", 3, "rule x: bad port", "", ""),
+        (now - 200, "db-1", 1, "c" * 64, "dry-run", 0, "", "chain gone\nrule y", "boom"),
+        (now - 900, "db-1", 4, "d" * 64, "enforce", 1, "", "", ""),  # older: not shown
+    ]))
+    base = ["--store", str(chdb_path), "--database", store.database,
+            "--policies", str(tmp_path / "plan.yaml")]
+    runner = CliRunner()
+    r = runner.invoke(cli, ["policy", "status", *base, "--format", "json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert data["usage_from"] == {"quota-out": "policy_usage", "shared": "policy_usage"}
+    assert "enforcement" not in data  # no desired state without a collector
+    iso = {t: datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+           for t in (now - 60, now - 200)}
+    assert data["applied"] == [
+        {"host": "db-1", "applied_version": 1, "applied_ruleset": "c" * 64,
+         "mode": "dry-run", "rules_in_force": 0, "refused": [],
+         "drift": ["chain gone", "rule y"], "error": "boom", "reported_at": iso[now - 200]},
+        {"host": "web-1", "applied_version": 2, "applied_ruleset": "b" * 64,
+         "mode": "enforce", "rules_in_force": 3, "refused": ["rule x: bad port"],
+         "drift": [], "error": "", "reported_at": iso[now - 60]}]
+    table = runner.invoke(cli, ["policy", "status", *base])
+    assert table.exit_code == 0, table.output
+    lines = table.output.splitlines()
+    head = lines.index(next(line for line in lines if line.startswith("HOST")))
+    assert lines[head].split() == ["HOST", "APPLIED", "RULESET", "MODE", "RULES", "STATE",
+                                   "REPORTED"]
+    assert lines[head + 1].split()[:5] == ["db-1", "v1", "c" * 12, "dry-run", "0"]
+    assert "error: boom, 2 drifts" in lines[head + 1]
+    assert lines[head + 2].split()[:5] == ["web-1", "v2", "b" * 12, "enforce", "3"]
+    assert "ok, 1 rule refused" in lines[head + 2] and iso[now - 60] in lines[head + 2]
+    # a store with no enforcement rows shows no host table
+    store.execute("TRUNCATE TABLE enforcement_applied")
+    r = runner.invoke(cli, ["policy", "status", *base])
+    assert r.exit_code == 0 and "APPLIED" not in r.output
+    assert r.output.splitlines()[-1].startswith("2 scopes at ")

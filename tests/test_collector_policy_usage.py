@@ -1,5 +1,8 @@
 """The policy_usage rollup on a real chdb store: written at ingest, read by evaluation.
 
+Reads go through the hourly and daily rollups: proved equal to summing the minute rows on
+random data and random period edges, on chdb and on the 18.16 server.
+
 Batches go through the collector's real writer (:class:`Ingest`, ledger included) with the
 policy rollup as its after-store hook; the engine then evaluates from the store, writes its
 audit and alert rows, and does not alert twice (not even after a restart).
@@ -25,11 +28,15 @@ from netwarden.collector.policy.usage import (
     backfill,
     bucket_s,
     definition_id,
+    known_hosts,
     read_usage,
+    read_usages,
+    split_range,
     usage_columns,
 )
 from netwarden.collector.store.schema import POLICY_USAGE
 from netwarden.policy.model import Match, Period, Policy, PolicySet, Selector, Tier
+from netwarden.policy.period import period_bounds
 from netwarden.proto import netwarden_pb2 as pb
 from netwarden.sensor.records import FLOW_COLUMNS, FlowBatch, empty
 
@@ -231,3 +238,165 @@ def test_evaluation_time_on_a_million_minute_rows(store_factory: Any) -> None:
     assert by["out-only", "web-7"].usage == per_host
     print(f"\nevaluation of 2 policies over {2 * n} policy_usage rows, {hosts} hosts: "
           f"median {sorted(times)[2] * 1000:.1f} ms, min {min(times) * 1000:.1f} ms")
+
+
+DAY, HOUR = 86_400, 3_600
+ENGINES = ["chdb", pytest.param("server", marks=pytest.mark.server)]
+
+
+def test_a_range_splits_into_utc_days_edge_hours_and_edge_minutes() -> None:
+    d0 = 1_772_323_200  # 2026-03-01T00:00Z
+    # a month from midnight Asia/Kolkata (18:30 UTC the day before) to 12:34:56 UTC
+    lo, hi = d0 - 5 * HOUR - 1800, d0 + 30 * DAY + 12 * HOUR + 34 * 60 + 56
+    assert split_range(lo, hi) == {
+        "policy_usage_1d": [(d0, d0 + 30 * DAY)],
+        "policy_usage_1h": [(d0 - 5 * HOUR, d0), (d0 + 30 * DAY, d0 + 30 * DAY + 12 * HOUR)],
+        "policy_usage": [(lo, d0 - 5 * HOUR), (d0 + 30 * DAY + 12 * HOUR, hi)]}
+    # shorter than a day: hours and minutes only; shorter than an hour: minutes only
+    assert split_range(d0 + 90, d0 + 2 * HOUR + 30) == {
+        "policy_usage_1d": [], "policy_usage_1h": [(d0 + HOUR, d0 + 2 * HOUR)],
+        "policy_usage": [(d0 + 90, d0 + HOUR), (d0 + 2 * HOUR, d0 + 2 * HOUR + 30)]}
+    assert split_range(d0 + 45, d0 + 90) == {"policy_usage_1d": [], "policy_usage_1h": [],
+                                             "policy_usage": [(d0 + 45, d0 + 90)]}
+    assert split_range(d0, d0 + DAY) == {"policy_usage_1d": [(d0, d0 + DAY)],
+                                         "policy_usage_1h": [], "policy_usage": []}
+    assert split_range(d0, d0) == {"policy_usage_1d": [], "policy_usage_1h": [],
+                                   "policy_usage": []}
+
+
+def _period(kind: str, **kw: Any) -> Period:
+    base: dict[str, Any] = {"kind": kind, "time_zone": None, "reset_day": None}
+    if kind in ("daily", "weekly", "monthly"):
+        base["time_zone"] = "UTC"
+    if kind == "monthly":
+        base["reset_day"] = 1
+    if kind == "weekly":
+        base["reset_weekday"] = 0
+    return Period(**{**base, **kw})
+
+
+RANDOM_POLICIES = PolicySet(policies=tuple(
+    Policy(name=name, who=Selector(fleet=True), quota=1 << 40, period=period,
+           what=(Match(direction="out"),) if name == "m-utc" else ())
+    for name, period in (
+        ("m-kolkata", _period("monthly", time_zone="Asia/Kolkata")),  # 18:30 UTC resets
+        ("d-kathmandu", _period("daily", time_zone="Asia/Kathmandu")),  # 18:15 UTC
+        ("w-utc", _period("weekly")),
+        ("m-utc", _period("monthly", reset_day=3)),
+        ("fixed-45s", _period("fixed", length=timedelta(seconds=45))),  # 15 s buckets
+        ("fixed-2h30m", _period("fixed", length=timedelta(minutes=150))),
+        ("rolling-3d", _period("rolling", window=timedelta(days=3, seconds=17))),
+    )))
+
+
+def _random_usage(rng: np.random.Generator, first: int, last: int,
+                  hosts: list[str]) -> dict[str, np.ndarray]:
+    """Random policy_usage rows of every RANDOM_POLICIES policy in [first, last), in the
+    policy's buckets; several rows may share a key (they add up, as on merge)."""
+    parts = []
+    for policy in RANDOM_POLICIES.policies:
+        size = bucket_s(policy)
+        n = int(rng.integers(2000, 4000))
+        ts = rng.integers(first // size, last // size, n) * size
+        parts.append({"policy": np.full(n, policy.name, dtype=object),
+                      "definition": np.full(n, definition_id(policy), dtype=object),
+                      "host": np.array(hosts, dtype=object)[rng.integers(0, len(hosts), n)],
+                      "ts": ts.astype(np.uint32),
+                      "bytes": rng.integers(1, 1 << 30, n, dtype=np.uint64),
+                      "packets": rng.integers(1, 1000, n, dtype=np.uint64)})
+    return {c.name: np.concatenate([p[c.name] for p in parts]) for c in POLICY_USAGE.columns}
+
+
+def _truth(rows: dict[str, np.ndarray], policy: Policy, lo: int, hi: int) -> dict[str, int]:
+    sel = (rows["policy"] == policy.name) & (rows["ts"] >= lo) & (rows["ts"] < hi)
+    out: dict[str, int] = {}
+    for host, b in zip(rows["host"][sel].tolist(), rows["bytes"][sel].tolist(), strict=True):
+        out[host] = out.get(host, 0) + int(b)
+    return out
+
+
+@pytest.mark.parametrize("kind", ENGINES)
+def test_reading_through_the_rollups_equals_summing_the_minutes(store_factory: Any,
+                                                                 kind: str) -> None:
+    store = store_factory(kind)
+    rng = np.random.default_rng(20260315)
+    first = int(datetime(2026, 1, 20, 17, 0, tzinfo=UTC).timestamp())
+    last = int(datetime(2026, 3, 20, 6, 0, tzinfo=UTC).timestamp())
+    hosts = [f"h{i}" for i in range(7)]
+    rows: dict[str, list[np.ndarray]] = {c.name: [] for c in POLICY_USAGE.columns}
+    for _ in range(4):  # several inserts: several parts in every table, merged or not
+        part = _random_usage(rng, first, last, hosts)
+        store.insert(POLICY_USAGE, part)
+        for name, col in part.items():
+            rows[name].append(col)
+    every = {name: np.concatenate(cols) for name, cols in rows.items()}
+    # the rollups hold every byte, in UTC hours and UTC days
+    for table, size in (("policy_usage_1h", HOUR), ("policy_usage_1d", DAY)):
+        got = store.query(f"SELECT policy, sum(bytes), countIf(toUInt32(ts) % {size} != 0)"
+                          f" FROM {table} GROUP BY policy ORDER BY policy")
+        assert got == [(p, sum(_truth(every, RANDOM_POLICIES.policy(p), 0, 1 << 32).values()),
+                        0) for p in sorted(x.name for x in RANDOM_POLICIES.policies)]
+
+    queries: list[str] = []
+    query = store.query
+
+    def counting(sql: str) -> Any:
+        queries.append(sql)
+        return query(sql)
+
+    checked = 0
+    nows = [datetime(2026, 3, 1, 0, 0, tzinfo=UTC) - timedelta(hours=5, minutes=30),  # Kolkata
+            datetime(2026, 3, 1, 0, 0, tzinfo=UTC) - timedelta(hours=5, minutes=29, seconds=1),
+            datetime(2026, 2, 28, 18, 29, 59, tzinfo=UTC)]
+    nows += [datetime.fromtimestamp(int(t), UTC)
+             for t in rng.integers(first + DAY, last + DAY, 12)]
+    for now in nows:
+        end_s = int(now.timestamp()) + 1
+        periods = [(p, int(period_bounds(p.period, now)[0].timestamp()), end_s)
+                   for p in RANDOM_POLICIES.policies]
+        queries.clear()
+        store.query = counting
+        try:
+            got = read_usages(store, periods)
+        finally:
+            store.query = query
+        assert len(queries) == 1  # every policy in one query
+        assert got == read_usages(store, periods, rollups=False)
+        for policy, start_s, _ in periods:
+            lo = start_s - start_s % bucket_s(policy)
+            assert got[policy.name] == _truth(every, policy, lo, end_s), (policy.name, now)
+            checked += bool(got[policy.name])
+    # random ranges (any second) of one policy, through read_usage
+    minute_policy = RANDOM_POLICIES.policy("m-utc")
+    for lo, hi in rng.integers(first - DAY, last + DAY, (25, 2)):
+        lo, hi = int(min(lo, hi)), int(max(lo, hi))
+        assert read_usage(store, minute_policy, lo, hi) == \
+            _truth(every, minute_policy, lo - lo % 60, hi)
+    assert checked > 40  # most periods did count something
+    # the daily rollup knows every host
+    assert known_hosts(store) == hosts
+
+
+@pytest.mark.parametrize("kind", ENGINES)
+def test_rollups_created_on_a_store_with_usage_are_filled_from_it(store_factory: Any,
+                                                                  kind: str) -> None:
+    store = store_factory(kind)
+    rng = np.random.default_rng(5)
+    first = int(datetime(2026, 2, 1, tzinfo=UTC).timestamp())
+    store.insert(POLICY_USAGE, _random_usage(rng, first, first + 9 * DAY, ["a", "b"]))
+    # a store from before the rollups: no hourly or daily tables, no views
+    for name in ("policy_usage_1h_mv", "policy_usage_1d_mv", "policy_usage_1h",
+                 "policy_usage_1d"):
+        store.execute(f"DROP TABLE {name}")
+    now = datetime.fromtimestamp(first + 8 * DAY + 12345, UTC)
+    end_s = int(now.timestamp()) + 1
+    periods = [(p, int(period_bounds(p.period, now)[0].timestamp()), end_s)
+               for p in RANDOM_POLICIES.policies]
+    before = read_usages(store, periods, rollups=False)
+    assert sorted(store.migrate()) == [
+        "create_table_policy_usage_1d", "create_table_policy_usage_1h",
+        "create_view_policy_usage_1d_mv", "create_view_policy_usage_1h_mv"]
+    assert read_usages(store, periods) == before
+    # and the views feed them from now on
+    store.insert(POLICY_USAGE, _random_usage(rng, first, first + 9 * DAY, ["a", "c"]))
+    assert read_usages(store, periods) == read_usages(store, periods, rollups=False) != before

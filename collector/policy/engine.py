@@ -8,8 +8,9 @@ APScheduler ``BackgroundScheduler`` job every ``evaluate_every_s``, first run at
 
 Each run (:meth:`PolicyEngine.run_once`):
 
-1. reads each policy's usage over its current period from ``policy_usage``
-   (:func:`.usage.read_usage`) and the hosts the store knows;
+1. reads every policy's usage over its current period from ``policy_usage`` and its
+   hourly and daily rollups, in one query (:func:`.usage.read_usages`), and the hosts
+   the store knows;
 2. refreshes, for policies that name apps, the remote addresses seen with those app
    labels (incrementally: only records newer than the last refresh, at most once a
    minute; entries older than the earliest current period start are forgotten);
@@ -51,7 +52,7 @@ from netwarden.policy.model import PolicySet
 from netwarden.policy.period import period_bounds
 
 from .evaluate import DesiredState, HostState, Rule, ScopeStatus, evaluate, rules_version
-from .usage import UsageRollup, backfill, has_usage, known_hosts, read_usage
+from .usage import UsageRollup, backfill, has_usage, known_hosts, read_usages
 
 if TYPE_CHECKING:
     from netwarden.collector.store import Store
@@ -169,11 +170,10 @@ class PolicyEngine:
     def compute(self, now: datetime | None = None) -> DesiredState:
         """Read usage and evaluate (no audit, no alerts)."""
         now = now or self._clock()
-        usage: dict[str, dict[str, int]] = {}
-        for policy in self.policies.policies:
-            start, _ = period_bounds(policy.period, now)
-            usage[policy.name] = read_usage(self.store, policy, int(start.timestamp()),
-                                            int(now.timestamp()) + 1)
+        end_s = int(now.timestamp()) + 1
+        usage = read_usages(self.store, [
+            (policy, int(period_bounds(policy.period, now)[0].timestamp()), end_s)
+            for policy in self.policies.policies])
         hosts = known_hosts(self.store)
         apps = self._app_addresses(now)
         return evaluate(self.policies, usage, hosts, now, labels=self.config.labels,

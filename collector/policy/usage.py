@@ -11,8 +11,12 @@ sensor batches is stored (:class:`~netwarden.collector.ingest.Ingest` ``on_store
 every policy it takes the layer-0 records the policy counts (:func:`.match.policy_mask`),
 sums their frame bytes and packets per minute (``ts`` = interval start, rounded down to
 the minute) and inserts one row per (policy, definition, host, minute) into the
-``policy_usage`` SummingMergeTree. Evaluation then sums those rows over the period
-(:func:`read_usage`): a few milliseconds at any history length.
+``policy_usage`` SummingMergeTree; views roll them up per UTC hour and UTC day
+(``policy_usage_1h``, ``policy_usage_1d``). Evaluation sums a period as whole days, whole
+hours at its edges and the remaining minutes (:func:`read_usages`, one query for every
+policy): a few thousand rows, a few milliseconds, at any history length. A period that
+starts at a local midnight which is not a UTC hour (Asia/Kolkata, +05:30) reads its first
+minutes up to the hour from ``policy_usage``.
 
 The rows are inserted *after* the batches' ledger rows, so a sensor resending a batch
 after a collector crash never counts it twice; a crash in between loses that group's
@@ -40,7 +44,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from netwarden.collector.store.schema import POLICY_USAGE
+from netwarden.collector.store.schema import POLICY_USAGE, POLICY_USAGE_1D, POLICY_USAGE_1H
 from netwarden.collector.store.sql import quote
 from netwarden.logging import get_logger
 from netwarden.policy.model import Policy
@@ -54,7 +58,8 @@ if TYPE_CHECKING:
 __all__ = ["MINUTE_FLOW_COLUMNS", "UsageRollup", "backfill", "bucket_s", "definition_id",
            "flow_usage",
            "has_usage",
-           "known_hosts", "read_minute_flows", "read_usage", "usage_columns"]
+           "known_hosts", "read_minute_flows", "read_usage", "read_usages", "split_range",
+           "usage_columns"]
 
 log = get_logger("netwarden.collector.policy")
 
@@ -166,16 +171,76 @@ class UsageRollup:
                       hosts=sorted({h for h, _ in stored}))
 
 
+HOUR = 3_600
+DAY = 86_400
+# (table, bucket seconds) from coarsest to finest; the buckets are UTC (epoch-aligned).
+TIERS: tuple[tuple[str, int], ...] = (
+    (POLICY_USAGE_1D.name, DAY), (POLICY_USAGE_1H.name, HOUR), (POLICY_USAGE.name, 1))
+Ranges = dict[str, list[tuple[int, int]]]
+
+
+def split_range(lo: int, hi: int) -> Ranges:
+    """``[lo, hi)`` as whole UTC days, whole hours at the edges and the rest: table name →
+    half-open ranges of ``ts`` to sum in it (rows of a coarser table cover exactly the
+    finer rows whose ``ts`` falls in their bucket, so the sums are those of the finest
+    table over ``[lo, hi)``)."""
+    out: Ranges = {name: [] for name, _ in TIERS}
+
+    def cut(a: int, b: int, level: int) -> None:
+        if a >= b:
+            return
+        name, size = TIERS[level]
+        if size == 1:
+            out[name].append((a, b))
+            return
+        first, last = -(-a // size) * size, b // size * size
+        if first >= last:
+            cut(a, b, level + 1)
+            return
+        out[name].append((first, last))
+        cut(a, first, level + 1)
+        cut(last, b, level + 1)
+
+    cut(int(lo), int(hi), 0)
+    return out
+
+
+def read_usages(store: Store, periods: Sequence[tuple[Policy, int, int]], *,
+                rollups: bool = True) -> dict[str, dict[str, int]]:
+    """Bytes each policy counted per host in its ``[start_s, end_s)`` (``start_s`` rounded
+    down to the policy's bucket, :func:`bucket_s`): policy name → host → bytes (hosts
+    with no bytes left out). One query for every policy: whole UTC days from
+    ``policy_usage_1d``, whole hours from ``policy_usage_1h``, the rest from
+    ``policy_usage`` (:func:`split_range`); ``rollups=False`` sums ``policy_usage`` only
+    (a store created before the rollups and opened without migrating)."""
+    where: dict[str, list[str]] = {name: [] for name, _ in TIERS}
+    for policy, start_s, end_s in periods:
+        digest = definition_id(policy)
+        lo, hi = _floor(start_s, bucket_s(policy)), int(end_s)
+        ranges = split_range(lo, hi) if rollups else {POLICY_USAGE.name: [(lo, hi)]}
+        for table, spans in ranges.items():
+            if spans:
+                when = " OR ".join(f"(ts >= toDateTime({a}) AND ts < toDateTime({b}))"
+                                   for a, b in spans)
+                where[table].append(f"(policy = {quote(policy.name)} AND definition = "
+                                    f"{quote(digest)} AND ({when}))")
+    # policy names are unique, and each one's condition names its definition
+    selects = [f"SELECT policy, host, sum(bytes) AS b FROM {table}"
+               f" WHERE {' OR '.join(conds)} GROUP BY policy, host"
+               for table, conds in where.items() if conds]
+    out: dict[str, dict[str, int]] = {policy.name: {} for policy, _, _ in periods}
+    if not selects:
+        return out
+    for name, host, b in store.query(" UNION ALL ".join(selects)):
+        per_host = out.get(str(name))
+        if per_host is not None and int(b):
+            per_host[str(host)] = per_host.get(str(host), 0) + int(b)
+    return out
+
+
 def read_usage(store: Store, policy: Policy, start_s: int, end_s: int) -> dict[str, int]:
-    """Bytes ``policy`` counted per host in ``[start_s, end_s)`` (``start_s`` rounded down
-    to the policy's bucket, :func:`bucket_s`), from ``policy_usage``."""
-    rows = store.query(
-        "SELECT host, sum(bytes) AS b FROM policy_usage"
-        f" WHERE policy = {quote(policy.name)} AND definition = {quote(definition_id(policy))}"
-        f" AND ts >= toDateTime({_floor(start_s, bucket_s(policy))})"
-        f" AND ts < toDateTime({int(end_s)})"
-        " GROUP BY host")
-    return {str(h): int(b) for h, b in rows if int(b)}
+    """Bytes ``policy`` counted per host in ``[start_s, end_s)`` (see :func:`read_usages`)."""
+    return read_usages(store, [(policy, start_s, end_s)])[policy.name]
 
 
 def has_usage(store: Store, policy: Policy) -> bool:
@@ -186,10 +251,12 @@ def has_usage(store: Store, policy: Policy) -> bool:
     return bool(rows and int(rows[0][0]))
 
 
-def known_hosts(store: Store) -> list[str]:
-    """Every host the store knows: sensors in the batch ledger, hosts with policy usage."""
+def known_hosts(store: Store, usage_table: str = POLICY_USAGE_1D.name) -> list[str]:
+    """Every host the store knows: sensors in the batch ledger, hosts with policy usage
+    (read from ``usage_table``: by default the daily rollup, which has every host of
+    ``policy_usage`` in far fewer rows)."""
     rows = store.query("SELECT DISTINCT host FROM sensor_batches UNION ALL "
-                       "SELECT DISTINCT host FROM policy_usage")
+                       f"SELECT DISTINCT host FROM {usage_table}")
     return sorted({str(r[0]) for r in rows})
 
 

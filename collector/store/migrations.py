@@ -9,6 +9,11 @@ history, the real state decides.
 Step names: ``create_database``, ``create_table_schema_migrations``,
 ``create_table_<table>`` (also adds columns a newer records.py has and the table lacks),
 ``create_view_<view>``.
+
+A table that is the target of a ``fill`` view (the ``policy_usage`` rollups), created
+when its source already exists, is filled from the source's rows right after it is
+created (its view comes later in the steps; migrations run before the store takes
+writes).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from .schema import (
     create_migrations_table_sql,
     create_table_sql,
     create_view_sql,
+    fill_target_sql,
 )
 from .sql import ident, quote
 
@@ -80,6 +86,9 @@ def _table_step(table: Table, flavour: Flavour, database: str,
         state = State.read(backend, database)
         if table.name not in state.tables:
             backend.execute(create_table_sql(table, flavour, database, retention))
+            for view in VIEWS:  # a rollup created after its source has rows: fill it
+                if view.fill and view.target == table.name and view.source in state.tables:
+                    backend.execute(fill_target_sql(view, database))
             return
         for i in missing_columns(state):
             after = table.columns[i - 1].name if i > 0 else None

@@ -177,6 +177,7 @@ class View:
     source: str
     target: str
     select: str  # flat SELECT over {source}'s physical columns; "{source}" is substituted
+    fill: bool = False  # a newly created target is filled from the source's rows
 
 
 _FLOW_COLS: Final = columns_from_spec(FLOW_COLUMNS)
@@ -261,15 +262,24 @@ SENSOR_BATCHES: Final = Table(
 # needs CIDRs, port ranges and app sets). ``definition`` is a digest of the policy's
 # what/exempt, so a changed policy starts new rows. ``policy_decisions`` (the audit) and
 # ``policy_alerts`` (tier crossings): one row per event; ``hosts`` is a comma-separated
-# sorted list, ``period_end`` 0 for rolling windows.
+# sorted list, ``period_end`` 0 for rolling windows. ``policy_usage`` is sorted by ``ts``
+# before ``host``: evaluation reads a period's edge minutes of every host, which are then
+# one contiguous range (host first, they would cost a granule per host). Stores created
+# with (…, host, ts) keep that order: the same sums, read slower.
 POLICY_USAGE: Final = Table(
     "policy_usage",
     (Column("policy", object, "string"), Column("definition", object, "string"), HOST, TS,
      *_u64("bytes", "packets")),
-    order_by=("policy", "definition", "host", "ts"),
-    primary_key=("policy", "definition", "host", "ts"),
+    order_by=("policy", "definition", "ts", "host"),
+    primary_key=("policy", "definition", "ts", "host"),
     partition="month", retention="rollup", sum_columns=("bytes", "packets"),
 )
+# Coarser rollups of ``policy_usage`` (same key columns; ``ts`` = the UTC hour or UTC day),
+# fed by views from it: evaluation reads whole UTC days from ``policy_usage_1d``, whole
+# hours at a period's edges from ``policy_usage_1h`` and the rest from ``policy_usage``
+# (collector/policy/usage.py), a few thousand rows whatever the period's length.
+POLICY_USAGE_1H: Final = dataclasses.replace(POLICY_USAGE, name="policy_usage_1h")
+POLICY_USAGE_1D: Final = dataclasses.replace(POLICY_USAGE, name="policy_usage_1d")
 _DECISION_COLS: Final = (
     TS, Column("policy", object, "string"), Column("scope", object, "string"),
     Column("hosts", object, "string"), *_u64("usage", "quota"),
@@ -299,7 +309,8 @@ ENFORCEMENT_APPLIED: Final = Table(
     order_by=("host", "ts"), primary_key=("host", "ts"),
     partition="month", retention="rollup",
 )
-POLICY_TABLES: Final = (POLICY_USAGE, POLICY_DECISIONS, POLICY_ALERTS, ENFORCEMENT_APPLIED)
+POLICY_TABLES: Final = (POLICY_USAGE, POLICY_USAGE_1H, POLICY_USAGE_1D, POLICY_DECISIONS,
+                        POLICY_ALERTS, ENFORCEMENT_APPLIED)
 
 RAW_TABLES: Final = (FLOWS, PROTO_CHAINS, PKT_SIZES, CAPTURE_STATS, APP_NAMES)
 ROLLUP_TABLES: Final = (USAGE_15M, TALKERS_1H, CHAINS_1H, SIZES_1H)
@@ -329,6 +340,17 @@ VIEWS: Final = (
     View("sizes_1h_mv", "pkt_sizes", "sizes_1h",
          "SELECT host, toStartOfHour(ts) AS ts, direction, frame_len, sum(packets) AS packets"
          " FROM {source} GROUP BY host, ts, direction, frame_len"),
+    # ``ts`` is DateTime('UTC'): toStartOfHour / toStartOfDay cut UTC hours and days.
+    # ``fill``: a target created after its source already has rows is filled from them
+    # (a store upgraded to these rollups keeps reading the usage it already had).
+    View("policy_usage_1h_mv", "policy_usage", "policy_usage_1h",
+         "SELECT policy, definition, host, toStartOfHour(ts) AS ts,"
+         " sum(bytes) AS bytes, sum(packets) AS packets"
+         " FROM {source} GROUP BY policy, definition, host, ts", fill=True),
+    View("policy_usage_1d_mv", "policy_usage", "policy_usage_1d",
+         "SELECT policy, definition, host, toStartOfDay(ts) AS ts,"
+         " sum(bytes) AS bytes, sum(packets) AS packets"
+         " FROM {source} GROUP BY policy, definition, host, ts", fill=True),
 )
 
 MIGRATIONS_TABLE: Final = "schema_migrations"
@@ -418,6 +440,15 @@ def create_view_sql(view: View, database: str) -> str:
     select = view.select.format(source=f"{db}.{ident(view.source)}")
     return (f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{ident(view.name)} "
             f"TO {db}.{ident(view.target)} AS {select}")
+
+
+def fill_target_sql(view: View, database: str) -> str:
+    """``INSERT INTO target SELECT …``: ``view``'s SELECT over every row of its source
+    (run when the target is created, before the view: see ``migrations.py``)."""
+    db = ident(database)
+    names = ", ".join(ident(c) for c in TABLES_BY_NAME[view.target].names)
+    select = view.select.format(source=f"{db}.{ident(view.source)}")
+    return f"INSERT INTO {db}.{ident(view.target)} ({names}) {select}"
 
 
 def add_column_sql(table: Table, column: Column, after: str | None, flavour: Flavour,

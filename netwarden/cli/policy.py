@@ -169,6 +169,8 @@ def status(store: str | None, database: str | None, config: Path | None, fmt: st
 
     Usage comes from the policy_usage rollup the collector writes at ingest; a policy
     the store has no usage rows for is evaluated from the raw flow records (slower).
+    Then, per host, the enforcement state: with --collector what it wants and what each
+    sensor applied; with a store what each sensor last reported applying.
     """
     from netwarden.errors import UsageError
 
@@ -187,13 +189,15 @@ def status(store: str | None, database: str | None, config: Path | None, fmt: st
         return
     from datetime import UTC, datetime
 
-    from netwarden.collector.policy.status import status_result, store_state
+    from netwarden.collector.policy.status import applied_state, status_result, store_state
 
     cfg, policies = _config_and_policies(store, database, config, policy_files)
     with _open(cfg.store.target, cfg.store.database) as opened:
         state, sources = store_state(opened, policies, datetime.now(UTC),
                                      labels=cfg.policy.labels)
-    _emit_status(status_result(state, sources).to_json(), fmt)
+        result = status_result(state, sources)
+        result.meta["applied"] = applied_state(opened)
+    _emit_status(result.to_json(), fmt)
 
 
 @command.command(name="simulate")
@@ -319,6 +323,21 @@ def _emit_status(data: dict[str, Any], fmt: str) -> None:
                          h["mode"] or "-", str(h["rules_in_force"]), state))
         click.echo("")
         click.echo(_table(hrows))
+    applied = data.get("applied")
+    if applied:  # from a store: what each sensor last reported in force
+        arows: list[tuple[str, ...]] = [
+            ("HOST", "APPLIED", "RULESET", "MODE", "RULES", "STATE", "REPORTED")]
+        for h in applied:
+            state = "error: " + h["error"] if h["error"] else "ok"
+            if h["refused"]:
+                state += f", {_count(len(h['refused']), 'rule', 'rules')} refused"
+            if h["drift"]:
+                state += f", {_count(len(h['drift']), 'drift', 'drifts')}"
+            arows.append((h["host"], f"v{h['applied_version']}",
+                          h["applied_ruleset"][:12] or "-", h["mode"] or "-",
+                          str(h["rules_in_force"]), state, h["reported_at"]))
+        click.echo("")
+        click.echo(_table(arows))
 
 
 def _table(rows: Sequence[Sequence[str]]) -> str:
