@@ -36,7 +36,7 @@ from fixtures.netns import (
     Topology,
     netns_fixture,  # noqa: F401  (the netns fixture)
 )
-from fixtures.procs import Proc, events, tail, wait_until
+from fixtures.procs import Proc, events, start_netwarden, tail, wait_until
 
 NETWARDEN = Path(sys.executable).with_name("netwarden")
 PORT = 50551  # the collector's port inside c (a namespace of its own: nothing else there)
@@ -77,12 +77,7 @@ class Fleet:
         return self.link.addr(host, version)
 
     def _popen(self, host: str, name: str, argv: Sequence[str]) -> Proc:
-        log = self.tmp / f"{name}.log"
-        with log.open("w") as err:
-            proc = self.topo.popen(host, [str(NETWARDEN), "--log-json", *argv],
-                                   stdout=subprocess.DEVNULL, stderr=err,
-                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        return Proc(name, proc, log)
+        return start_netwarden(self.topo, host, name, argv, self.tmp)
 
     @property
     def collector(self) -> Proc:

@@ -15,7 +15,6 @@ say the TLS connection's label came from its SNI and the plain one's from the DN
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from fixtures.netns import (
     Topology,
     netns_fixture,  # noqa: F401  (the netns fixture)
 )
-from fixtures.procs import Proc, tail, wait_until
+from fixtures.procs import Proc, start_netwarden, tail, wait_until
 
 NETWARDEN = Path(sys.executable).with_name("netwarden")
 NAME = "video.nwtest.example"
@@ -160,12 +159,7 @@ def hosts(netns: Any, tmp_path: Path) -> Iterator[tuple[Topology, dict[str, str]
 
 
 def _start(topo: Topology, tmp: Path, name: str, argv: list[str]) -> Proc:
-    log = tmp / f"{name}.log"
-    with log.open("w") as err:
-        proc = topo.popen("a", [str(NETWARDEN), "--log-json", *argv],
-                          stdout=subprocess.DEVNULL, stderr=err,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    return Proc(name, proc, log)
+    return start_netwarden(topo, "a", name, argv, tmp)
 
 
 def test_dns_then_tls_is_labelled_with_the_rules_app(

@@ -22,7 +22,6 @@ the traffic (see tests/test_fleet.py).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from fixtures.netns import (
     Topology,
     netns_fixture,  # noqa: F401  (the netns fixture)
 )
-from fixtures.procs import Proc, tail, wait_until
+from fixtures.procs import Proc, start_netwarden, tail, wait_until
 
 NETWARDEN = Path(sys.executable).with_name("netwarden")
 PORT = 50561  # the collector's port on h1's loopback (a namespace of its own)
@@ -86,12 +85,7 @@ class Host:
         self.procs: list[Proc] = []
 
     def start(self, name: str, argv: list[str]) -> Proc:
-        log = self.tmp / f"{name}.log"
-        with log.open("w") as err:
-            proc = self.topo.popen("h1", [str(NETWARDEN), "--log-json", *argv],
-                                   stdout=subprocess.DEVNULL, stderr=err,
-                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        p = Proc(name, proc, log)
+        p = start_netwarden(self.topo, "h1", name, argv, self.tmp)
         self.procs.append(p)
         return p
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shlex
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from typing import Any
 
 import pytest
 from fixtures.netns import Lan, Topology, netns_fixture  # noqa: F401
-from fixtures.procs import Proc, events, tail, wait_until
+from fixtures.procs import Proc, events, start_netwarden, tail, wait_until
 
 NETWARDEN = Path(sys.executable).with_name("netwarden")
 METER = Path(__file__).resolve().parent / "fixtures" / "meter.py"
@@ -104,12 +103,7 @@ class Loop:
             f'[policy]\nfiles = ["{self.policy}"]\nevaluate_every_s = 1\n')
 
     def _popen(self, host: str, name: str, argv: Sequence[str]) -> Proc:
-        log = self.tmp / f"{name}.log"
-        with log.open("w") as err:
-            proc = self.topo.popen(host, [str(NETWARDEN), "--log-json", *argv],
-                                   stdout=subprocess.DEVNULL, stderr=err,
-                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        return Proc(name, proc, log)
+        return start_netwarden(self.topo, host, name, argv, self.tmp)
 
     @property
     def collector(self) -> Proc:

@@ -7,18 +7,16 @@ replays stored history through policies (see :mod:`netwarden.collector.policy`).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from netwarden.cli.report.common import TimeType
+from netwarden.cli.report.common import TimeType, open_local_store
 
 if TYPE_CHECKING:
     from netwarden.collector.config import CollectorConfig
-    from netwarden.collector.store import Store
     from netwarden.policy.model import Match, Period, Policy, PolicySet, Selector, Tier
 
 HEADERS = ("POLICY", "WHO", "WHAT", "QUOTA", "SCOPE", "PERIOD", "TIERS")
@@ -192,7 +190,7 @@ def status(store: str | None, database: str | None, config: Path | None, fmt: st
     from netwarden.collector.policy.status import applied_state, status_result, store_state
 
     cfg, policies = _config_and_policies(store, database, config, policy_files)
-    with _open(cfg.store.target, cfg.store.database) as opened:
+    with open_local_store(cfg.store.target, cfg.store.database) as opened:
         state, sources = store_state(opened, policies, datetime.now(UTC),
                                      labels=cfg.policy.labels)
         result = status_result(state, sources)
@@ -234,7 +232,7 @@ def simulate(file: Path, since: int, until: int | None, only: str | None,
     if until_s <= since_s:
         raise UsageError("--until must be after --since")
     crossings = []
-    with _open(cfg.store.target, cfg.store.database) as opened:
+    with open_local_store(cfg.store.target, cfg.store.database) as opened:
         for policy in chosen:
             crossings += run_simulation(opened, policy, policies, since_s, until_s,
                                         labels=cfg.policy.labels)
@@ -270,26 +268,6 @@ def _config_and_policies(store: str | None, database: str | None, config: Path |
         raise UsageError("no policy files: give --policies FILE or a --config whose [policy] "
                          "files lists some")
     return cfg, load_policies(paths)
-
-
-@contextlib.contextmanager
-def _open(target: str, database: str) -> Iterator[Store]:
-    from netwarden.cli.report.common import check_local_store
-    from netwarden.collector.store import StoreError, open_store
-    from netwarden.errors import RuntimeFailure
-
-    check_local_store(target)
-    try:
-        opened = open_store(target, database=database)
-        opened.start(migrate=False)
-    except StoreError as exc:
-        raise RuntimeFailure(f"cannot open store {target}: {exc}") from None
-    try:
-        yield opened
-    except StoreError as exc:
-        raise RuntimeFailure(str(exc)) from None
-    finally:
-        opened.stop()
 
 
 def _emit_status(data: dict[str, Any], fmt: str) -> None:
