@@ -68,7 +68,7 @@ def test_status_and_simulate_on_a_store(store_factory: Any, chdb_path: Path,
     r = runner.invoke(cli, ["policy", "status", "--policies", str(policy_file), *base,
                             "--format", "json"])
     assert r.exit_code == 0, r.output
-    data = json.loads(r.output)
+    data = json.loads(r.stdout)
     assert data["usage_from"] == {"quota-out": "flows", "shared": "flows"}
     rows = {(row["policy"], row["scope"]): row for row in data["rows"]}
     assert set(rows) == {("quota-out", "web-1"), ("shared", POOLED)}
@@ -93,7 +93,7 @@ def test_status_and_simulate_on_a_store(store_factory: Any, chdb_path: Path,
                             "--policy", "quota-out", *base, "--format", "json"])
     assert r.exit_code == 0, r.output
     crossings = [(c["at"], c["scope"], c["tier"], c["action"], c["usage"])
-                 for c in json.loads(r.output)["crossings"]]
+                 for c in json.loads(r.stdout)["crossings"]]
     assert crossings == [
         (yesterday + 60, "web-1", 1, "alert", 11_000),  # both tiers in the same minute
         (yesterday + 60, "web-1", 2, "block", 11_000),
@@ -170,7 +170,7 @@ def test_status_on_a_store_shows_what_each_sensor_last_applied(
     runner = CliRunner()
     r = runner.invoke(cli, ["policy", "status", *base, "--format", "json"])
     assert r.exit_code == 0, r.output
-    data = json.loads(r.output)
+    data = json.loads(r.stdout)
     assert data["usage_from"] == {"quota-out": "policy_usage", "shared": "policy_usage"}
     assert "enforcement" not in data  # no desired state without a collector
     iso = {t: datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -63,7 +63,7 @@ def test_collector_evaluates_on_schedule_and_answers_status(chdb_path: Path,
         r = CliRunner().invoke(cli, ["policy", "status", "--collector", server.address,
                                      "--format", "json"])
         assert r.exit_code == 0, r.output
-        (row,) = json.loads(r.output)["rows"]
+        (row,) = json.loads(r.stdout)["rows"]
         assert (row["policy"], row["scope"], row["usage"], row["tier"]) == \
             ("cap", "web-1", 12_000, "100% block (reject)")
     finally:
