@@ -36,7 +36,7 @@ from fixtures.netns import (
     Topology,
     netns_fixture,  # noqa: F401  (the netns fixture)
 )
-from fixtures.procs import Proc, events, start_netwarden, tail, wait_until
+from fixtures.procs import Proc, events, start_netwarden, tail, wait_until, write_sensor_config
 
 NETWARDEN = Path(sys.executable).with_name("netwarden")
 PORT = 50551  # the collector's port inside c (a namespace of its own: nothing else there)
@@ -94,12 +94,9 @@ class Fleet:
 
     def start_sensor(self, host: str) -> Proc:
         """``sensor run`` in ``host`` on its end of the monitored link (1 s intervals)."""
-        config = self.tmp / f"sensor-{host}.toml"
-        config.write_text(
-            f'[sensor]\nhost = "{host}"\ninterval_s = {INTERVAL_S}\nflush_delay_s = 0.5\n'
-            f'[capture]\ninterfaces = ["{self.link.ifname(host)}"]\nbuffer_mb = 8\n'
-            f'[transport]\ncollector = "{self.uplink[host].addr("c")}:{PORT}"\n'
-            'backoff_initial_s = 0.2\nbackoff_max_s = 1.0\nstop_timeout_s = 10.0\n')
+        config = write_sensor_config(self.tmp / f"sensor-{host}.toml", host,
+                                     self.link.ifname(host),
+                                     f"{self.uplink[host].addr('c')}:{PORT}")
         p = self._popen(host, f"sensor-{host}", ["sensor", "run", "--config", str(config)])
         self.sensors[host] = p
         return p

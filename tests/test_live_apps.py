@@ -27,7 +27,7 @@ from fixtures.netns import (
     Topology,
     netns_fixture,  # noqa: F401  (the netns fixture)
 )
-from fixtures.procs import Proc, start_netwarden, tail, wait_until
+from fixtures.procs import Proc, start_netwarden, tail, wait_until, write_sensor_config
 
 NETWARDEN = Path(sys.executable).with_name("netwarden")
 NAME = "video.nwtest.example"
@@ -167,14 +167,9 @@ def test_dns_then_tls_is_labelled_with_the_rules_app(
     topo, info = hosts
     rules = tmp_path / "apps.toml"
     rules.write_text(f'[[app]]\nname = "{APP}"\nmatch = ["*.nwtest.example"]\n')
-    config = tmp_path / "sensor.toml"
-    config.write_text(
-        '[sensor]\nhost = "a"\ninterval_s = 1\nflush_delay_s = 0.5\n'
-        f'[capture]\ninterfaces = ["{info["ifname"]}"]\nbuffer_mb = 8\n'
-        f'[transport]\ncollector = "{QUERY}"\nbackoff_initial_s = 0.2\n'
-        'backoff_max_s = 1.0\nstop_timeout_s = 10.0\n'
-        # a loaded CI machine may take more than the default second to dissect the heads
-        f'[apps]\nrules_file = "{rules}"\nmax_wait_s = 10.0\n')
+    # a loaded CI machine may take more than the default second to dissect the heads
+    config = write_sensor_config(tmp_path / "sensor.toml", "a", info["ifname"], QUERY,
+                                 extra=f'[apps]\nrules_file = "{rules}"\nmax_wait_s = 10.0\n')
     pcap = tmp_path / "link.pcap"
     collector = _start(topo, tmp_path, "collector", [
         "collector", "serve", "--listen", QUERY, "--store", str(tmp_path / "store"),

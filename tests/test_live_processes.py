@@ -33,7 +33,7 @@ from fixtures.netns import (
     Topology,
     netns_fixture,  # noqa: F401  (the netns fixture)
 )
-from fixtures.procs import Proc, start_netwarden, tail, wait_until
+from fixtures.procs import Proc, start_netwarden, tail, wait_until, write_sensor_config
 
 NETWARDEN = Path(sys.executable).with_name("netwarden")
 PORT = 50561  # the collector's port on h1's loopback (a namespace of its own)
@@ -129,14 +129,11 @@ def test_report_processes_credits_each_process_its_bytes(hosts: Topology,
     h1 = Host(hosts, tmp_path)
     collector = h1.start("collector", ["collector", "serve", "--listen", COLLECTOR, "--store",
                                        str(tmp_path / "store"), "--database", "nw_procs"])
-    config = tmp_path / "sensor.toml"
-    config.write_text(
-        '[sensor]\nhost = "h1"\ninterval_s = 1\nflush_delay_s = 0.5\n'
-        f'[capture]\ninterfaces = ["{h1.link.ifname("h1")}"]\nbuffer_mb = 8\n'
-        '[dissection]\nenabled = false\n'
-        '[processes]\nscan_interval_s = 30\n'  # only scans asked for by packets find them
-        f'[transport]\ncollector = "{COLLECTOR}"\nbackoff_initial_s = 0.2\n'
-        'backoff_max_s = 1.0\n')
+    # the periodic scan is 30 s: only the scans asked for by packets find the senders
+    config = write_sensor_config(tmp_path / "sensor.toml", "h1", h1.link.ifname("h1"),
+                                 COLLECTOR, stop_timeout_s=5.0,
+                                 extra="[dissection]\nenabled = false\n"
+                                       "[processes]\nscan_interval_s = 30\n")
     collector.wait_event("collector listening", timeout_s=60)
     sensor = h1.start("sensor", ["sensor", "run", "--config", str(config)])
     collector.wait_event("sensor connected", host="h1", timeout_s=30)

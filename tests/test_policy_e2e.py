@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 from fixtures.netns import Lan, Topology, netns_fixture  # noqa: F401
-from fixtures.procs import Proc, events, start_netwarden, tail, wait_until
+from fixtures.procs import Proc, events, start_netwarden, tail, wait_until, write_sensor_config
 
 NETWARDEN = Path(sys.executable).with_name("netwarden")
 METER = Path(__file__).resolve().parent / "fixtures" / "meter.py"
@@ -117,14 +117,11 @@ class Loop:
         return p
 
     def start_sensor(self, host: str) -> Proc:
-        config = self.tmp / f"sensor-{host}.toml"
-        config.write_text(
-            f'[sensor]\nhost = "{host}"\ninterval_s = 1\nflush_delay_s = 0.3\n'
-            f'[capture]\ninterfaces = ["{self.lan.ifname}"]\nbuffer_mb = 8\n'
-            f'[transport]\ncollector = "{self.lan.addr("c")}:{PORT}"\n'
-            'backoff_initial_s = 0.2\nbackoff_max_s = 1.0\nstop_timeout_s = 1.0\n'
-            f'[enforce]\nmode = "on"\nstate_file = "{self.tmp / f"enforce-{host}.json"}"\n'
-            'reconcile_s = 1\n')
+        config = write_sensor_config(
+            self.tmp / f"sensor-{host}.toml", host, self.lan.ifname,
+            f"{self.lan.addr('c')}:{PORT}", flush_delay_s=0.3, stop_timeout_s=1.0,
+            extra=f'[enforce]\nmode = "on"\n'
+                  f'state_file = "{self.tmp / f"enforce-{host}.json"}"\nreconcile_s = 1\n')
         runs = self.sensors[host]
         p = self._popen(host, f"sensor-{host}-{len(runs) + 1}",
                         ["sensor", "run", "--config", str(config)])
