@@ -175,9 +175,11 @@ class Accountant:
         }
         if self.observer is not None:
             self.observer(PacketView(
-                b.buf, b.offset, b.caplen, b.wirelen, b.linktype, b.ts_ns, frame_no,
-                rows, ev.layer, sid, ev.ip_proto, ev.src_port, ev.dst_port, ev.src_hi,
-                ev.src_lo, ev.dst_hi, ev.dst_lo, direction, starts[rows]))
+                buf=b.buf, offset=b.offset, caplen=b.caplen, wirelen=b.wirelen,
+                linktype=b.linktype, ts_ns=b.ts_ns, frame_no=frame_no, row=rows,
+                layer=ev.layer, stream=sid, ip_proto=ev.ip_proto, src_port=ev.src_port,
+                dst_port=ev.dst_port, src_hi=ev.src_hi, src_lo=ev.src_lo, dst_hi=ev.dst_hi,
+                dst_lo=ev.dst_lo, direction=direction, start_ns=starts[rows]))
         grouped = aggregate.group(part)
         self._pending.append(grouped)
         self._pending_rows += len(grouped["packets"])
