@@ -402,14 +402,14 @@ class SensorAgent:
 
     def _enforcement(self, desired: pb.Enforcement) -> None:
         """Apply the collector's desired state (refused as a whole when enforcement is off)
-        and report what is in force."""
+        and report what is in force (the enforcer's ``on_change`` queues its state)."""
         if self._enforcer is None:
             log.warning("enforcement received while enforce.mode is off; nothing applied",
                         version=desired.version)
             self._send_applied(pb.AppliedState(
                 mode="off", error="enforcement is off on this sensor (enforce.mode)"))
             return
-        self._send_applied(self._enforcer.apply(desired))
+        self._enforcer.apply(desired)
 
     def _send_applied(self, state: pb.AppliedState) -> None:
         """Queue ``state`` for the collector (sent on the current or the next stream)."""

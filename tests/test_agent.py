@@ -8,14 +8,23 @@ first, and with an outbox too small to hold what piles up while the collector is
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
+from concurrent import futures
+from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
 from fixtures.clickhouse_server import free_port
 from fixtures.collector import PCAPS, CollectorFactory, host_totals, sensor_config, truth, wait_for
 
 from netwarden.collector.server import CollectorServer
+from netwarden.proto import netwarden_pb2 as pb
+from netwarden.proto import netwarden_pb2_grpc as pb_grpc
 from netwarden.sensor.agent import SensorAgent
+from netwarden.sensor.enforce import EnforceConfig, ruleset_id
 from netwarden.sensor.outbox import Outbox
 from netwarden.sensor.replay import ReplaySource
 
@@ -121,3 +130,60 @@ def test_stop_without_a_collector_gives_up_after_the_timeout() -> None:
     assert s.stop(timeout_s=0.5) is False
     assert time.monotonic() - t < 5
     assert len(s.outbox) == 1 and s.stats.packets == truth(WIKI)[0]
+
+
+class _EnforcingCollector(pb_grpc.CollectorServicer):  # type: ignore[misc]
+    """A stand-in collector on real gRPC: acknowledges Hello, then sends one Enforcement
+    and records every AppliedState the sensor reports."""
+
+    def __init__(self, desired: pb.Enforcement) -> None:
+        self.desired = desired
+        self.applied: list[pb.AppliedState] = []
+
+    def Stream(self, requests: Any, context: Any) -> Any:
+        replies: queue.Queue[pb.CollectorMessage | None] = queue.Queue()
+
+        def read() -> None:
+            for msg in requests:
+                kind = msg.WhichOneof("body")
+                if kind == "hello":
+                    replies.put(pb.CollectorMessage(ack=pb.Ack(seq=0)))
+                    replies.put(pb.CollectorMessage(enforcement=self.desired))
+                elif kind == "applied":
+                    self.applied.append(msg.applied)
+            replies.put(None)
+
+        threading.Thread(target=read, daemon=True).start()
+        while (reply := replies.get()) is not None:
+            yield reply
+
+
+def test_each_enforcement_is_applied_and_reported_once(tmp_path: Path) -> None:
+    """Dry-run (no iptables): on connect the sensor reports what is in force (nothing),
+    then exactly one AppliedState for the Enforcement it was sent."""
+    rule = pb.Rule(id="r1", policy="p", action=pb.ACTION_BLOCK_DROP,
+                   expires_ns=time.time_ns() + 600 * 10**9,
+                   match=pb.Match(direction=pb.DIRECTION_OUT, remote_cidrs=["192.0.2.0/24"]))
+    desired = pb.Enforcement(version=7, ruleset_id=ruleset_id([rule]), rules=[rule],
+                             issued_ns=time.time_ns())
+    servicer = _EnforcingCollector(desired)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    pb_grpc.add_CollectorServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    config = sensor_config("enf", f"127.0.0.1:{port}").model_copy(update={
+        "enforce": EnforceConfig(mode="dry-run", state_file=str(tmp_path / "state.json"))})
+    a = SensorAgent(config, ReplaySource(PCAPS / WIKI), source_name=WIKI)
+    a.start()
+    try:
+        wait_for(lambda: any(s.version == 7 for s in servicer.applied), 20,
+                 "the AppliedState of version 7")
+        time.sleep(1.0)  # a duplicate would arrive by now
+    finally:
+        a.stop(timeout_s=2)
+        server.stop(0)
+    versions = [s.version for s in servicer.applied]
+    assert versions == [0, 7], versions
+    (state,) = [s for s in servicer.applied if s.version == 7]
+    assert (state.mode, state.ruleset_id, state.error) == ("dry-run", desired.ruleset_id, "")
+    assert [c.rule_id for c in state.counters] == ["r1"]

@@ -51,6 +51,16 @@ def enforcer(topo: Topology, state: Path, mode: str = "on", host: str = "a",
                     **kw)  # type: ignore[arg-type]
 
 
+@contextlib.contextmanager
+def running(e: Enforcer) -> Iterator[pb.AppliedState]:
+    """``e`` started (its state after start given); stopped and uninstalled after."""
+    try:
+        yield e.start()
+    finally:
+        e.stop()
+        e.uninstall()
+
+
 def rule(rid: str, action: int = pb.ACTION_BLOCK_DROP, *, direction: int = pb.DIRECTION_OUT,
          protocol: int = pb.PROTOCOL_ANY, ports: Sequence[int] = (),
          remote: Sequence[str] = (), ttl_s: float = 120.0, **kw: object) -> pb.Rule:
@@ -129,8 +139,7 @@ def test_block_lockout_protection_counters_and_clean_uninstall(
         topo.run("a", [binary, "-A", "FOREIGN", "-p", "tcp", "--dport", "80", "-j", "ACCEPT"])
     before = {b: save(topo, b) for b in ("iptables", "ip6tables")}
     e = enforcer(topo, tmp_path / "state.json")
-    e.start()
-    try:
+    with running(e):
         assert udp_arrives(topo, 9000) == 5
         st = e.apply(enforcement(1, rule("udp9000", protocol=pb.PROTOCOL_UDP, ports=[9000])))
         assert (st.version, st.mode, st.error, list(st.refused)) == (1, "on", "", [])
@@ -163,9 +172,6 @@ def test_block_lockout_protection_counters_and_clean_uninstall(
                                          direction=pb.DIRECTION_IN)))
         assert list(st.refused) == [
             "ssh: matches only management access (tcp 22), which is never touched"]
-    finally:
-        e.stop()
-        e.uninstall()
     assert {b: save(topo, b) for b in ("iptables", "ip6tables")} == before
 
 
@@ -173,8 +179,7 @@ def test_throttle_caps_a_udp_flood(pair: Topology, tmp_path: Path) -> None:
     topo = pair
     rate, size, pps, count = 200_000, 1000, 1500, 4500   # 1.5 MB/s offered for 3 s
     e = enforcer(topo, tmp_path / "state.json", host="b")   # throttles what b receives
-    e.start()
-    try:
+    with running(e):
         e.apply(enforcement(1, rule("cap", pb.ACTION_THROTTLE, protocol=pb.PROTOCOL_UDP,
                                     direction=pb.DIRECTION_IN, ports=[9100, 9101],
                                     rate_bytes_per_s=rate)))
@@ -201,16 +206,12 @@ def test_throttle_caps_a_udp_flood(pair: Topology, tmp_path: Path) -> None:
         # the warm-up's)
         assert counts["cap"].matched_packets == pps + count
         assert count - got["received"] < counts["cap"].packets < pps + count - got["received"]
-    finally:
-        e.stop()
-        e.uninstall()
 
 
 def test_drift_is_detected_and_repaired(pair: Topology, tmp_path: Path) -> None:
     topo = pair
     e = enforcer(topo, tmp_path / "state.json")
-    e.start()
-    try:
+    with running(e):
         e.apply(enforcement(1, rule("udp9000", protocol=pb.PROTOCOL_UDP, ports=[9000])))
         assert e.reconcile().drift == []
         entry = next(x for x in chain_lines(save(topo), "NETWARDEN-OUT") if "nw:udp9000" in x)
@@ -234,9 +235,6 @@ def test_drift_is_detected_and_repaired(pair: Topology, tmp_path: Path) -> None:
         assert e.reconcile().drift[0] == (
             "IPv4: chain NETWARDEN-R-0000000000 is not netwarden's rendering (left over)")
         assert "NETWARDEN-R-0000000000" not in save(topo)
-    finally:
-        e.stop()
-        e.uninstall()
 
 
 def test_expiry_lifts_the_rule_on_time(pair: Topology, tmp_path: Path) -> None:
@@ -244,8 +242,7 @@ def test_expiry_lifts_the_rule_on_time(pair: Topology, tmp_path: Path) -> None:
     changes: list[tuple[float, pb.AppliedState]] = []
     e = enforcer(topo, tmp_path / "state.json",
                  on_change=lambda st: changes.append((time.time(), st)))
-    e.start()
-    try:
+    with running(e):
         r = rule("short", protocol=pb.PROTOCOL_UDP, ports=[9000], ttl_s=2.0)
         e.apply(enforcement(1, r, rule("long", protocol=pb.PROTOCOL_UDP, ports=[9001])))
         assert udp_arrives(topo, 9000) == 0
@@ -258,9 +255,6 @@ def test_expiry_lifts_the_rule_on_time(pair: Topology, tmp_path: Path) -> None:
         assert list(st.expired) == ["short"] and [c.rule_id for c in st.counters] == ["long"]
         assert udp_arrives(topo, 9000) == 5
         assert udp_arrives(topo, 9001) == 0
-    finally:
-        e.stop()
-        e.uninstall()
 
 
 def test_restart_restores_enforcement_without_the_collector(
@@ -275,16 +269,11 @@ def test_restart_restores_enforcement_without_the_collector(
     first.uninstall()                                  # as after a reboot: tables empty
     assert udp_arrives(topo, 9000) == 5
     time.sleep(max(0.0, gone.expires_ns / S - time.time()) + 0.1)
-    second = enforcer(topo, state)
-    try:
-        st = second.start()
+    with running(enforcer(topo, state)) as st:
         assert (st.version, [c.rule_id for c in st.counters]) == (7, ["kept"])
         assert list(st.expired) == ["gone"] and not st.refused
         assert udp_arrives(topo, 9000) == 0
         assert udp_arrives(topo, 9001) == 5
-    finally:
-        second.stop()
-        second.uninstall()
 
 
 def test_dry_run_applies_nothing_and_off_removes_leftovers(
@@ -313,8 +302,7 @@ def test_dry_run_applies_nothing_and_off_removes_leftovers(
 def test_apply_latency_of_100_rules(pair: Topology, tmp_path: Path) -> None:
     topo = pair
     e = enforcer(topo, tmp_path / "state.json")
-    e.start()
-    try:
+    with running(e):
         rules = [rule(f"r{i:03d}", protocol=pb.PROTOCOL_UDP, ports=[20000 + i],
                       remote=[f"198.51.{i}.0/24", f"2001:db8:{i:x}::/48"])
                  for i in range(100)]
@@ -333,6 +321,3 @@ def test_apply_latency_of_100_rules(pair: Topology, tmp_path: Path) -> None:
         assert st.error == "" and len(st.counters) == 100
         assert len(chain_lines(save(topo), "NETWARDEN-OUT")) == 100 + 3  # + guards
         assert first < 10 and second < 10
-    finally:
-        e.stop()
-        e.uninstall()

@@ -87,3 +87,11 @@ def test_rules_that_only_hit_protected_traffic_are_refused() -> None:
     assert only_protected(rule(remote_cidrs=["192.0.2.10/32"]), p) is None
     assert only_protected(rule(protocol=pb.PROTOCOL_UDP,
                                ports=[pb.PortRange(low=22, high=22)]), p) is None
+    # port ranges: refused when every port is protected, kept when one is not
+    two = Protected(management_ports=(23, 22))
+    assert "management access (tcp 22,23)" in str(only_protected(
+        rule(protocol=tcp, ports=[pb.PortRange(low=22, high=23)]), two))
+    assert only_protected(rule(protocol=tcp, ports=[pb.PortRange(low=1, high=65535)]),
+                          two) is None
+    assert only_protected(rule(protocol=tcp, remote_cidrs=["192.0.2.10/32"],
+                               ports=[pb.PortRange(low=50051, high=50052)]), p) is None

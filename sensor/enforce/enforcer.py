@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import threading
 import time
@@ -47,7 +48,7 @@ from .iptables import (
     snapshot,
 )
 from .rules import Desired, Refusal, Rule, RuleError, parse_enforcement
-from .safety import Protected, Resolver, only_protected, protected
+from .safety import Address, Protected, Resolver, only_protected, protected
 from .state import StateError, load_state, save_state
 
 __all__ = ["Enforcer"]
@@ -75,7 +76,6 @@ class Enforcer:
         self._thread: threading.Thread | None = None
         self._tables: dict[int, Tables] = {}
         self._protection = Protected()
-        self._message: pb.Enforcement | None = None
         self._desired: Desired | None = None
         self._active: tuple[Rule, ...] = ()
         self._unsafe: tuple[Refusal, ...] = ()
@@ -94,8 +94,7 @@ class Enforcer:
     def start(self) -> pb.AppliedState:
         """Resolve the protected endpoints, restore the saved state and start the timer."""
         with self._lock:
-            self._tables = {4: Tables(4, self.config.iptables, self._run),
-                            6: Tables(6, self.config.ip6tables, self._run)}
+            self._tables = self._make_tables()
             saved = None
             try:
                 saved = load_state(self.config.state_file)
@@ -128,9 +127,7 @@ class Enforcer:
     def uninstall(self) -> None:
         """Remove netwarden's chains and jumps from both families (clean uninstall)."""
         with self._lock:
-            tables = self._tables or {4: Tables(4, self.config.iptables, self._run),
-                                      6: Tables(6, self.config.ip6tables, self._run)}
-            for table in tables.values():
+            for table in (self._tables or self._make_tables()).values():
                 live = table.save()
                 if live.ours():
                     table.restore(restore_text({}, [], live))
@@ -154,10 +151,11 @@ class Enforcer:
             if self.config.mode != "on" or not self._tables:
                 return self.state()
             found: list[str] = []
+            lives: dict[int, Live] = {}
             try:
                 for fam, table in self._tables.items():
-                    current = snapshot(table.save())
-                    found += drift(self._expected.get(fam, []), current, fam)
+                    lives[fam] = table.save()
+                    found += drift(self._expected.get(fam, []), snapshot(lives[fam]), fam)
             except IptablesError as exc:
                 self._error = str(exc)
                 return self._changed()
@@ -166,7 +164,7 @@ class Enforcer:
                 log.warning("enforcement drift repaired", drift=found)
                 self._write()
                 return self._changed()
-            self._read_counts()
+            self._read_counts(lives)
             return self.state()
 
     def expire(self, now_ns: int | None = None) -> pb.AppliedState:
@@ -205,23 +203,22 @@ class Enforcer:
 
     # ------------------------------------------------------------------ internals
 
-    def _protect(self, known: Sequence[tuple[object, int]] = ()) -> Protected:
-        return protected(self.config, self.collectors, known,  # type: ignore[arg-type]
-                         resolver=self._resolver)
+    def _make_tables(self) -> dict[int, Tables]:
+        return {4: Tables(4, self.config.iptables, self._run),
+                6: Tables(6, self.config.ip6tables, self._run)}
+
+    def _protect(self, known: Sequence[tuple[Address, int]] = ()) -> Protected:
+        return protected(self.config, self.collectors, known, resolver=self._resolver)
 
     def _accept(self, msg: pb.Enforcement, *, restored: bool) -> None:
         now = self._clock()
-        if restored:  # rules that expired while the sensor was down: dropped, not refused
-            gone = [r.id for r in msg.rules if r.expires_ns <= now]
-            desired = parse_enforcement(msg, now)
-            desired = Desired(desired.version, desired.ruleset_id, desired.issued_ns,
-                              desired.rules, tuple(x for x in desired.refused
-                                                   if x.rule_id not in gone))
-            self._expired = gone
-        else:
-            desired = parse_enforcement(msg, now)
-            self._expired = []
-        self._message = msg
+        desired = parse_enforcement(msg, now)
+        # restored: rules that expired while the sensor was down are dropped, not refused
+        gone = [r.id for r in msg.rules if r.expires_ns <= now] if restored else []
+        if gone:
+            desired = dataclasses.replace(desired, refused=tuple(
+                x for x in desired.refused if x.rule_id not in gone))
+        self._expired = gone
         self._desired = desired
         self._protection = self._protect(self._protection.collectors)
         unsafe: list[Refusal] = []
@@ -256,6 +253,7 @@ class Enforcer:
             return
         texts: dict[int, str] = {}
         errors: list[str] = []
+        lives: dict[int, Live] = {}  # after the write, for the counters
         for fam in FAMILIES:
             hooks = self._hooks(self._active, fam)
             chains = render(self._active, self._protection, hooks, fam) if hooks else {}
@@ -269,11 +267,13 @@ class Enforcer:
                 live = table.save()
                 if not chains and not live.ours():
                     self._expected[fam] = []
+                    lives[fam] = live
                     continue
-                self._carry_counts(live)
                 texts[fam] = restore_text(chains, hooks, live)
                 table.restore(texts[fam])
-                self._expected[fam] = snapshot(table.save())
+                self._carry_counts(live)  # reset by the write (a failed one changes nothing)
+                lives[fam] = table.save()
+                self._expected[fam] = snapshot(lives[fam])
             except IptablesError as exc:
                 errors.append(f"IPv{fam}: {exc}")
         self.rendered = texts
@@ -284,21 +284,25 @@ class Enforcer:
         active = {r.id for r in self._active}
         self._carry = {k: v for k, v in self._carry.items() if k in active}
         if self.config.mode == "on":
-            self._read_counts()
+            self._read_counts(lives)
 
     def _carry_counts(self, live: Live) -> None:
         for rid, c in counters(live).items():
             self._carry.setdefault(rid, Counts()).add(c)
 
-    def _read_counts(self) -> None:
+    def _read_counts(self, lives: dict[int, Live]) -> None:
+        """Counters: those carried over plus those of ``lives`` (a family missing there,
+        its write having failed, is read again)."""
         total: dict[str, Counts] = {}
         for rid, c in self._carry.items():
             total.setdefault(rid, Counts()).add(c)
-        for table in self._tables.values():
-            try:
-                live = table.save()
-            except IptablesError:
-                continue
+        for fam, table in self._tables.items():
+            live = lives.get(fam)
+            if live is None:
+                try:
+                    live = table.save()
+                except IptablesError:
+                    continue
             for rid, c in counters(live).items():
                 total.setdefault(rid, Counts()).add(c)
         self._counts = total

@@ -205,8 +205,7 @@ class SavedRule:
 
     @property
     def comment(self) -> str | None:
-        m = _COMMENT_RE.search(self.spec)
-        return None if m is None else (m.group(1) if m.group(1) is not None else m.group(2))
+        return _comment_of(self.spec)
 
     @property
     def target(self) -> str | None:
@@ -223,6 +222,12 @@ class Live:
 
     def ours(self) -> list[str]:
         return [c for c in self.chains if c.startswith(CHAIN_PREFIX)]
+
+
+def _comment_of(line: str) -> str | None:
+    """The ``--comment`` of an iptables line (quoted or not), or None."""
+    m = _COMMENT_RE.search(line)
+    return None if m is None else (m.group(1) if m.group(1) is not None else m.group(2))
 
 
 def parse_save(text: str) -> Live:
@@ -339,11 +344,10 @@ def snapshot(live: Live) -> list[str]:
 
 
 def _label(line: str) -> str:
-    m = _COMMENT_RE.search(line)
-    if m is None:
+    text = _comment_of(line)
+    if text is None:
         return "(no comment)"
-    text = m.group(1) if m.group(1) is not None else m.group(2)
-    return text[len(COMMENT_PREFIX):] if text.startswith(COMMENT_PREFIX) else text
+    return text.removeprefix(COMMENT_PREFIX)
 
 
 def drift(expected: Sequence[str], current: Sequence[str], family: int) -> list[str]:

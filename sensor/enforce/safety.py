@@ -31,7 +31,7 @@ from typing import Any, Final, Literal
 from netwarden.endpoint import split_endpoint
 
 from .config import EnforceConfig
-from .rules import Network, Rule
+from .rules import Network, PortRange, Rule
 
 __all__ = ["Address", "Guard", "Protected", "guard_rules", "only_protected", "protected",
            "resolve_endpoint"]
@@ -133,6 +133,14 @@ def _within(nets: Sequence[Network], cover: Sequence[Network]) -> bool:
         for n in nets)
 
 
+def _ports_within(ranges: Sequence[PortRange], allowed: set[int]) -> bool:
+    """Every port of ``ranges`` (at least one) is in ``allowed``; a range wider than
+    ``allowed`` is not expanded."""
+    return bool(ranges) and all(
+        r.high - r.low < len(allowed) and all(x in allowed for x in range(r.low, r.high + 1))
+        for r in ranges)
+
+
 def only_protected(rule: Rule, p: Protected) -> str | None:
     """Why ``rule`` can only match protected traffic (a refusal reason), or None."""
     m = rule.match
@@ -140,12 +148,12 @@ def only_protected(rule: Rule, p: Protected) -> str | None:
         return "matches only loopback traffic, which is never touched"
     if _within(m.remote, p.management_cidrs):
         return "matches only management networks, which are never touched"
-    ports = {port for r in m.ports for port in range(r.low, r.high + 1)}
-    if m.protocol == "tcp" and ports and ports <= set(p.management_ports):
-        return (f"matches only management access (tcp {','.join(map(str, sorted(ports)))}), "
-                "which is never touched")
+    if m.protocol == "tcp" and _ports_within(m.ports, set(p.management_ports)):
+        ports = ",".join(map(str, sorted({x for r in m.ports
+                                          for x in range(r.low, r.high + 1)})))
+        return f"matches only management access (tcp {ports}), which is never touched"
     hosts = [ipaddress.ip_network(a) for a, _ in p.collectors]
     cports = {port for _, port in p.collectors} | set(p.collector_ports)
-    if (m.protocol == "tcp" and _within(m.remote, hosts) and ports and ports <= cports):
+    if m.protocol == "tcp" and _within(m.remote, hosts) and _ports_within(m.ports, cports):
         return "matches only the collector link, which is never touched"
     return None
