@@ -36,21 +36,20 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Final
 
+import numpy as np
 from pydantic import AfterValidator, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from netwarden.config import ConfigModel, load_config
+from netwarden.sensor.decode import IPPROTO_TCP as TCP
+from netwarden.sensor.decode import IPPROTO_UDP as UDP
 
 __all__ = ["AppRule", "AppRules", "RulesFile", "default_rules_path", "load_rules",
            "registrable_domain"]
-
-TCP: Final = 6
-UDP: Final = 17
 
 _PATTERN = re.compile(r"^[A-Za-z0-9_*?.\-]+$")
 _APP_NAME = re.compile(r"^[A-Za-z0-9_.+\-]+$")
@@ -129,7 +128,7 @@ def registrable_domain(name: str) -> str:
 
 
 class AppRules:
-    """Compiled rules: :meth:`app_for_name` and :meth:`app_for_ports`."""
+    """Compiled rules: :meth:`app_for_name` and :meth:`port_labels`."""
 
     def __init__(self, rules: RulesFile, source: str = "") -> None:
         self.source = source
@@ -138,12 +137,22 @@ class AppRules:
             (r.name, re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in r.match)))
             for r in rules.app
         ]
-        self._ports: dict[tuple[int, int], str] = {}
+        self._cache: dict[str, str] = {}
+        # per IP protocol (TCP, UDP) an index into the label list for every port (0: none);
+        # "N" (either protocol) first, so "tcp/N" and "udp/N" override it
+        self._port_labels = [""]
+        self._port_index = {TCP: np.zeros(65536, np.int32), UDP: np.zeros(65536, np.int32)}
+        ports: list[tuple[tuple[int, int], str]] = []
         for key, label in rules.ports.items():
             pk = _port_key(key)
             assert pk is not None  # validated
-            self._ports[pk] = label
-        self._cache: dict[str, str] = {}
+            ports.append((pk, label))
+        for (proto, port), label in sorted(ports, key=lambda kv: kv[0][0] != 0):
+            if label not in self._port_labels:
+                self._port_labels.append(label)
+            for p in (TCP, UDP) if proto == 0 else (proto,):
+                self._port_index[p][port] = self._port_labels.index(label)
+        self._port_label_array = np.array(self._port_labels, dtype=object)
 
     def app_for_name(self, name: str) -> str:
         """The app of a server name: first matching rule, else the registrable domain."""
@@ -159,22 +168,26 @@ class AppRules:
         self._cache[key] = app
         return app
 
-    def app_for_port(self, ip_proto: int, port: int) -> str:
-        """The label of one port (``""`` when it has none)."""
-        return self._ports.get((ip_proto, port)) or self._ports.get((0, port)) or ""
+    def port_labels(self, ip_proto: np.ndarray, src_port: np.ndarray,
+                    dst_port: np.ndarray) -> np.ndarray:
+        """Per record (equally long arrays) the label of the lower labelled port of the
+        two (object array, ``""`` when neither has one or the protocol is not TCP/UDP)."""
+        sp, dp = src_port.astype(np.int64), dst_port.astype(np.int64)
+        lo, hi = np.minimum(sp, dp), np.maximum(sp, dp)
+        idx = np.zeros(len(sp), np.int32)
+        for p, table in self._port_index.items():
+            m = ip_proto == p
+            if not m.any():
+                continue
+            a, b = table[lo[m]], table[hi[m]]
+            idx[m] = np.where(a != 0, a, b)
+        out: np.ndarray = self._port_label_array[idx]
+        return out
 
     def app_for_ports(self, ip_proto: int, src_port: int, dst_port: int) -> str:
-        """The label of the lower labelled port of the two (``""`` when neither has one)."""
-        for p in sorted((src_port, dst_port)):
-            if p:
-                label = self.app_for_port(ip_proto, p)
-                if label:
-                    return label
-        return ""
-
-    def port_table(self) -> Mapping[tuple[int, int], str]:
-        """``(ip_proto or 0, port) → label``."""
-        return dict(self._ports)
+        """:meth:`port_labels` of one record."""
+        return str(self.port_labels(np.array([ip_proto]), np.array([src_port]),
+                                    np.array([dst_port]))[0])
 
 
 def default_rules_path() -> Path:

@@ -47,8 +47,9 @@ import numpy as np
 
 from netwarden.errors import NetwardenError
 from netwarden.logging import get_logger
-from netwarden.sensor.apprules import TCP, UDP, AppRules
+from netwarden.sensor.apprules import AppRules
 from netwarden.sensor.bounded import BoundedMap
+from netwarden.sensor.decode import IPPROTO_UDP
 from netwarden.sensor.enrich import PacketView
 from netwarden.sensor.flowheads import Heads, HeadSelector
 from netwarden.sensor.headnames import FrameNames, dissect
@@ -76,24 +77,10 @@ class LabelTables:
                  max_addresses: int = 100_000, dns_ttl_s: float = 3600.0) -> None:
         self.rules = rules
         self.dns_ttl_ns = int(dns_ttl_s * NS)
-        self._streams: BoundedMap[int, tuple[str, str]] = BoundedMap(max_streams)
-        self._addresses: BoundedMap[bytes, tuple[str, int]] = BoundedMap(max_addresses)
+        # stream -> (server name, source, app); address -> (name, packet time, app)
+        self._streams: BoundedMap[int, tuple[str, str, str]] = BoundedMap(max_streams)
+        self._addresses: BoundedMap[bytes, tuple[str, int, str]] = BoundedMap(max_addresses)
         self._names: collections.Counter[tuple[int, str, str]] = collections.Counter()
-        self._port_labels, self._port_index = self._port_arrays(rules)
-
-    @staticmethod
-    def _port_arrays(rules: AppRules) -> tuple[list[str], dict[int, np.ndarray]]:
-        """Per IP protocol (TCP, UDP) an index into the label list for every port (0: none)."""
-        labels = [""]
-        index = {TCP: np.zeros(65536, np.int32), UDP: np.zeros(65536, np.int32)}
-        table = rules.port_table()
-        # "N" (either protocol) first, so "tcp/N" and "udp/N" override it
-        for (proto, port), label in sorted(table.items(), key=lambda kv: kv[0][0] != 0):
-            if label not in labels:
-                labels.append(label)
-            for p in (TCP, UDP) if proto == 0 else (proto,):
-                index[p][port] = labels.index(label)
-        return labels, index
 
     # -- learning ----------------------------------------------------------------------
 
@@ -103,17 +90,18 @@ class LabelTables:
             i = fr.index
             start = int(heads.start_ns[i])
             if fr.sni:
-                source = SOURCE_QUIC if int(heads.ip_proto[i]) == UDP else SOURCE_TLS
+                source = SOURCE_QUIC if int(heads.ip_proto[i]) == IPPROTO_UDP else SOURCE_TLS
                 for name in fr.sni:
                     self._names[(start, source, name)] += 1
                 stream = int(heads.stream[i])
                 if stream and self._streams.get(stream) is None:
-                    self._streams.set(stream, (fr.sni[0], source))
+                    self._streams.set(stream, (fr.sni[0], source,
+                                               self.rules.app_for_name(fr.sni[0])))
             for name in fr.qnames:
                 self._names[(start, SOURCE_DNS, name)] += 1
             ts = int(heads.ts_ns[i])
             for addr, name in fr.answers:
-                self._addresses.set(addr, (name, ts))
+                self._addresses.set(addr, (name, ts, self.rules.app_for_name(name)))
 
     def take_names(self) -> Columns:
         """The ``names`` rows learnt since the last call."""
@@ -147,8 +135,7 @@ class LabelTables:
             if have.any():
                 names = np.array([h[0] if h else "" for h in hit], dtype=object)
                 srcs = np.array([h[1] if h else "" for h in hit], dtype=object)
-                apps = np.array([self.rules.app_for_name(h[0]) if h else "" for h in hit],
-                                dtype=object)
+                apps = np.array([h[2] if h else "" for h in hit], dtype=object)
                 rows = sel[have[inv]]
                 k = inv[have[inv]]
                 app[rows], name[rows], source[rows] = apps[k], names[k], srcs[k]
@@ -159,7 +146,8 @@ class LabelTables:
         # 3. a well-known port
         rest = np.flatnonzero(~done)
         if len(rest):
-            labels = self._port_labels_of(flows, rest)
+            labels = self.rules.port_labels(flows["ip_proto"][rest], flows["src_port"][rest],
+                                            flows["dst_port"][rest])
             got = labels != ""
             app[rest[got]] = labels[got]
             source[rest[got]] = SOURCE_PORT
@@ -179,34 +167,21 @@ class LabelTables:
             u, inv = np.unique(cand[rest], return_inverse=True)
             found = np.zeros(len(u), bool)
             names = np.full(len(u), "", dtype=object)
+            apps = np.full(len(u), "", dtype=object)
             stamp = np.zeros(len(u), np.int64)
             for j, a in enumerate(u.tolist()):
                 hit = self._addresses.get(a)
                 if hit is not None:
-                    found[j], names[j], stamp[j] = True, hit[0], hit[1]
+                    found[j], names[j], stamp[j], apps[j] = True, hit[0], hit[1], hit[2]
             ok = found[inv] & (seen[rest] <= stamp[inv] + self.dns_ttl_ns)
             rows = rest[ok]
             if len(rows) == 0:
                 continue
-            nm = names[inv[ok]]
-            name[rows] = nm
-            app[rows] = np.array([self.rules.app_for_name(x) for x in nm], dtype=object)
+            k = inv[ok]
+            name[rows] = names[k]
+            app[rows] = apps[k]
             source[rows] = SOURCE_DNS
             done[rows] = True
-
-    def _port_labels_of(self, flows: Columns, rows: np.ndarray) -> np.ndarray:
-        proto = flows["ip_proto"][rows]
-        sp = flows["src_port"][rows].astype(np.int64)
-        dp = flows["dst_port"][rows].astype(np.int64)
-        lo, hi = np.minimum(sp, dp), np.maximum(sp, dp)
-        idx = np.zeros(len(rows), np.int32)
-        for p, table in self._port_index.items():
-            m = proto == p
-            if not m.any():
-                continue
-            a, b = table[lo[m]], table[hi[m]]
-            idx[m] = np.where(a != 0, a, b)
-        return np.array(self._port_labels, dtype=object)[idx]
 
 
 class AppLabeller:

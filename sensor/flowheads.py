@@ -29,12 +29,13 @@ from typing import Final
 import numpy as np
 
 from netwarden.sensor.bounded import BoundedMap
+from netwarden.sensor.decode import IPPROTO_TCP, IPPROTO_UDP
 from netwarden.sensor.enrich import PacketView
 
 __all__ = ["DNS_PORTS", "HeadSelector", "Heads"]
 
 DNS_PORTS: Final = (53, 5353, 5355)
-_L4: Final = (6, 17)
+_L4: Final = (IPPROTO_TCP, IPPROTO_UDP)
 
 
 @dataclasses.dataclass

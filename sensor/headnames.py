@@ -39,7 +39,7 @@ import numpy as np
 
 from netwarden.errors import RuntimeFailure
 from netwarden.sensor.flowheads import Heads
-from netwarden.sensor.hierarchy import FAST_PREFS
+from netwarden.sensor.hierarchy import FAST_PREFS, tshark_env, tshark_missing
 from netwarden.sensor.pcapngwriter import SHB, enhanced_packets, idb
 
 __all__ = ["FrameNames", "address_key", "dissect", "write_pcapng"]
@@ -110,11 +110,7 @@ def dissect(heads: Heads, *, tshark: str = "tshark", timeout_s: float = 120.0,
     try:
         path = os.path.join(work, "heads.pcapng")
         write_pcapng(heads, path)
-        config_dir = os.path.join(work, "wireshark")
-        os.mkdir(config_dir)
-        env = dict(os.environ)
-        env.update({"WIRESHARK_CONFIG_DIR": config_dir, "LC_ALL": "C", "LANG": "C",
-                    "TZ": "UTC"})
+        env = tshark_env(work)
         cmd = [tshark, "-n", "-r", path, "-Y", DISPLAY_FILTER, "-T", "fields",
                "-E", f"separator={_SEP}", "-E", f"aggregator={_AGG}", "-E", "occurrence=a",
                "-E", "quote=n"]
@@ -126,8 +122,7 @@ def dissect(heads: Heads, *, tshark: str = "tshark", timeout_s: float = 120.0,
             proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
                                   env=env, timeout=timeout_s, check=False)
         except FileNotFoundError:
-            raise RuntimeFailure(f"tshark not found: {tshark!r} (install tshark or give "
-                                 "its path)") from None
+            raise tshark_missing(tshark) from None
         except subprocess.TimeoutExpired:
             raise RuntimeFailure(f"app dissection: tshark took longer than {timeout_s} s "
                                  f"for {len(heads)} packets") from None

@@ -177,6 +177,21 @@ def _seconds(ns: int) -> str:
 # running tshark
 
 
+def tshark_env(workdir: str) -> dict[str, str]:
+    """The environment every tshark run of netwarden gets: a private, empty profile in
+    ``workdir`` (the user's preferences never change the output), C locale, UTC."""
+    config_dir = os.path.join(workdir, "wireshark")
+    os.makedirs(config_dir, exist_ok=True)
+    env = dict(os.environ)
+    env.update({"WIRESHARK_CONFIG_DIR": config_dir, "LC_ALL": "C", "LANG": "C", "TZ": "UTC"})
+    return env
+
+
+def tshark_missing(tshark: str) -> RuntimeFailure:
+    """The one-line error for a tshark that cannot be found."""
+    return RuntimeFailure(f"tshark not found: {tshark!r} (install tshark or give its path)")
+
+
 class HierarchyRun:
     """A tshark hierarchy run in progress; :meth:`result` waits for it and parses."""
 
@@ -186,10 +201,7 @@ class HierarchyRun:
         self.command = _command(tshark, path, self.slices)
         self._workdir = tempfile.mkdtemp(prefix="netwarden-phs-")
         self._result: HierarchyResult | None = None
-        config_dir = os.path.join(self._workdir, "wireshark")
-        os.mkdir(config_dir)
-        env = dict(os.environ)
-        env.update({"WIRESHARK_CONFIG_DIR": config_dir, "LC_ALL": "C", "LANG": "C", "TZ": "UTC"})
+        env = tshark_env(self._workdir)
         try:
             with (
                 open(os.path.join(self._workdir, "stdout"), "wb") as out,
@@ -200,9 +212,7 @@ class HierarchyRun:
                 )
         except FileNotFoundError:
             self._cleanup()
-            raise RuntimeFailure(
-                f"tshark not found: {tshark!r} (install tshark or give its path)"
-            ) from None
+            raise tshark_missing(tshark) from None
         except OSError as e:
             self._cleanup()
             raise RuntimeFailure(f"cannot run tshark {tshark!r}: {e.strerror}") from None

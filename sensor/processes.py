@@ -52,7 +52,14 @@ import numpy as np
 
 from netwarden.logging import get_logger
 from netwarden.sensor.enrich import PacketView
-from netwarden.sensor.records import STAT_COLUMNS, Columns, Direction, FlowBatch, empty
+from netwarden.sensor.records import (
+    STAT_COLUMNS,
+    Columns,
+    Direction,
+    FlowBatch,
+    concat,
+    empty,
+)
 from netwarden.sensor.sockets import (
     TCP,
     UDP,
@@ -339,30 +346,21 @@ def _statistics(batch: FlowBatch) -> None:
     starts = f["start_ns"][local]
     nbytes = f["bytes"][local].astype(np.uint64)
     owned = f["pid"][local] != 0
-    stats = batch.stats
     intervals, inv = np.unique(starts, return_inverse=True)
     local_sum = np.zeros(len(intervals), np.uint64)
     owned_sum = np.zeros(len(intervals), np.uint64)
     np.add.at(local_sum, inv, nbytes)
     np.add.at(owned_sum, inv, np.where(owned, nbytes, np.uint64(0)))
-    row_of: dict[int, int] = {}
-    for r, s in enumerate(stats["start_ns"].tolist()):
-        row_of.setdefault(int(s), r)
-    missing = [s for s in intervals.tolist() if int(s) not in row_of]
-    if missing:
+    missing = np.setdiff1d(intervals, batch.stats["start_ns"])
+    if len(missing):
         extra = empty(STAT_COLUMNS, len(missing))
         extra["start_ns"][:] = missing
-        base = len(stats["start_ns"])
-        batch.stats = stats = {k: np.concatenate([stats[k], extra[k]]) for k in STAT_COLUMNS}
-        for j, s in enumerate(missing):
-            row_of[int(s)] = base + j
-    firsts = set(row_of.values())
-    for r in range(len(stats["start_ns"])):
-        if r in firsts:
-            continue
-        stats["local_bytes"][r] = 0  # only an interval's first row carries them
-        stats["process_bytes"][r] = 0
-    for j, s in enumerate(intervals.tolist()):
-        r = row_of[int(s)]
-        stats["local_bytes"][r] = local_sum[j]
-        stats["process_bytes"][r] = owned_sum[j]
+        batch.stats = concat(STAT_COLUMNS, [batch.stats, extra])
+    stats = batch.stats
+    known, first_row = np.unique(stats["start_ns"], return_index=True)
+    later = np.ones(len(stats["start_ns"]), bool)
+    later[first_row] = False  # only an interval's first row carries them
+    rows = first_row[np.searchsorted(known, intervals)]
+    for col, sums in (("local_bytes", local_sum), ("process_bytes", owned_sum)):
+        stats[col][later] = 0
+        stats[col][rows] = sums

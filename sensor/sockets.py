@@ -27,11 +27,12 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Final
 
-__all__ = ["PROTOCOLS", "TCP", "TCP_LISTEN", "UDP", "V4_ANY", "V6_ANY", "Owner", "Socket",
+from netwarden.sensor.decode import IPPROTO_TCP as TCP
+from netwarden.sensor.decode import IPPROTO_UDP as UDP
+
+__all__ = ["PROTOCOLS", "TCP", "TCP_LISTEN", "UDP", "V4_ANY", "V4_PREFIX", "V6_ANY", "Owner", "Socket",
            "SocketFileError", "find_owners", "mapped", "parse_proc_net", "read_sockets"]
 
-TCP: Final = 6
-UDP: Final = 17
 TCP_LISTEN: Final = 0x0A
 V4_PREFIX: Final = b"\0" * 10 + b"\xff\xff"
 V4_ANY: Final = V4_PREFIX + b"\0" * 4

@@ -74,6 +74,7 @@ def test_ports_specific_protocol_beats_either_and_lower_port_wins(tmp_path: Path
     assert r.app_for_ports(17, 8080, 40000) == "http-alt"  # "N": either protocol
     assert r.app_for_ports(6, 40000, 40001) == ""
     assert r.app_for_ports(1, 0, 0) == ""
+    assert r.app_for_ports(1, 53, 0) == ""  # only TCP and UDP have port labels
 
 
 def test_every_problem_is_reported_with_file_and_key(tmp_path: Path) -> None:
