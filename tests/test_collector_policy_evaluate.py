@@ -7,34 +7,26 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from netwarden.collector.policy.evaluate import POOLED, evaluate
-from netwarden.policy.model import (
-    Exemptions,
-    HostGroup,
-    Match,
-    Period,
-    Policy,
-    PolicySet,
-    PortRange,
-    Selector,
-    Tier,
-)
+from netwarden.policy import model as pm
 
 GIB = 1 << 30
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
-TIERS = (Tier(80.0, "alert"), Tier(100.0, "throttle", rate=125_000),
-         Tier(120.0, "block", mode="reject"))
+TIERS = (pm.Tier(80.0, "alert"), pm.Tier(100.0, "throttle", rate=125_000),
+         pm.Tier(120.0, "block", mode="reject"))
 
 
-def office() -> PolicySet:
-    pooled = Policy(name="office", who=Selector(groups=("office",)), quota=10 * GIB,
-                    what=(Match(direction="out"),), scope="pooled", tiers=TIERS,
-                    exempt=Exemptions(networks=(ipaddress.ip_network("192.168.10.0/24"),),
-                                      ports=(PortRange(53, 53),)))
-    per_host = Policy(name="guest", who=Selector(hosts=("guest-*",)), quota=2 * GIB,
-                      period=Period(kind="daily", time_zone="Europe/London", reset_day=None),
-                      tiers=(Tier(100.0, "block"),))
-    return PolicySet(groups=(HostGroup("office", hosts=("desk-*",)),),
-                     policies=(pooled, per_host))
+def office() -> pm.PolicySet:
+    pooled = pm.Policy(
+        name="office", who=pm.Selector(groups=("office",)), quota=10 * GIB,
+        what=(pm.Match(direction="out"),), scope="pooled", tiers=TIERS,
+        exempt=pm.Exemptions(networks=(ipaddress.ip_network("192.168.10.0/24"),),
+                             ports=(pm.PortRange(53, 53),)))
+    per_host = pm.Policy(
+        name="guest", who=pm.Selector(hosts=("guest-*",)), quota=2 * GIB,
+        period=pm.Period(kind="daily", time_zone="Europe/London", reset_day=None),
+        tiers=(pm.Tier(100.0, "block"),))
+    return pm.PolicySet(groups=(pm.HostGroup("office", hosts=("desk-*",)),),
+                        policies=(pooled, per_host))
 
 
 def test_pooled_scope_shares_the_quota_and_every_host_gets_the_rule() -> None:
@@ -86,11 +78,11 @@ def test_period_boundaries_follow_the_clock() -> None:
     assert s1.period_end == int(after.timestamp())
     assert s2.period_start == int(after.timestamp())
     assert s2.period_end == int((after + timedelta(days=1)).timestamp())
-    rolling = Policy(name="r", who=Selector(fleet=True), quota=100,
-                     period=Period(kind="rolling", time_zone=None, reset_day=None,
+    rolling = pm.Policy(name="r", who=pm.Selector(fleet=True), quota=100,
+                     period=pm.Period(kind="rolling", time_zone=None, reset_day=None,
                                    window=timedelta(days=7)),
-                     tiers=(Tier(50.0, "block"),))
-    state = evaluate(PolicySet(policies=(rolling,)), {"r": {"h": 50}}, ["h"], NOW)
+                     tiers=(pm.Tier(50.0, "block"),))
+    state = evaluate(pm.PolicySet(policies=(rolling,)), {"r": {"h": 50}}, ["h"], NOW)
     (s,) = state.scopes
     assert s.period_end is None
     assert s.period_start == int((NOW - timedelta(days=7)).timestamp())
@@ -99,24 +91,24 @@ def test_period_boundaries_follow_the_clock() -> None:
 
 def test_same_input_in_any_order_gives_the_same_version() -> None:
     nets = [ipaddress.ip_network(f"10.{i}.0.0/16") for i in range(20)]
-    ports = [PortRange(p, p) for p in (443, 80, 8080, 53)]
+    ports = [pm.PortRange(p, p) for p in (443, 80, 8080, 53)]
 
-    def policyset(seed: int) -> tuple[PolicySet, dict[str, dict[str, int]], list[str]]:
+    def policyset(seed: int) -> tuple[pm.PolicySet, dict[str, dict[str, int]], list[str]]:
         rng = random.Random(seed)
         shuffled_nets, shuffled_ports = nets[:], ports[:]
         rng.shuffle(shuffled_nets)
         rng.shuffle(shuffled_ports)
-        a = Policy(name="a", who=Selector(fleet=True), quota=100,
-                   what=(Match(remote=tuple(shuffled_nets)), Match(ports=tuple(shuffled_ports))),
-                   tiers=(Tier(10.0, "block"),))
-        b = Policy(name="b", who=Selector(fleet=True), quota=100, scope="pooled",
-                   tiers=(Tier(10.0, "throttle", rate=1000),))
+        a = pm.Policy(name="a", who=pm.Selector(fleet=True), quota=100,
+                   what=(pm.Match(remote=tuple(shuffled_nets)), pm.Match(ports=tuple(shuffled_ports))),
+                   tiers=(pm.Tier(10.0, "block"),))
+        b = pm.Policy(name="b", who=pm.Selector(fleet=True), quota=100, scope="pooled",
+                   tiers=(pm.Tier(10.0, "throttle", rate=1000),))
         pols = [a, b]
         rng.shuffle(pols)
         hosts = [f"h{i}" for i in range(30)]
         rng.shuffle(hosts)
         usage = {"a": {h: 50 for h in hosts}, "b": {h: 5 for h in hosts}}
-        return PolicySet(policies=tuple(pols)), usage, hosts
+        return pm.PolicySet(policies=tuple(pols)), usage, hosts
 
     states = [evaluate(*policyset(seed), NOW) for seed in range(5)]
     versions = [{h: st.version for h, st in s.hosts.items()} for s in states]
@@ -133,13 +125,13 @@ def test_same_input_in_any_order_gives_the_same_version() -> None:
 
 
 def test_apps_resolve_to_remote_addresses_seen() -> None:
-    yt = Policy(name="yt", who=Selector(fleet=True), quota=100,
-                what=(Match(apps=("youtube",)),
-                      Match(apps=("youtube",), remote=(ipaddress.ip_network("142.250.0.0/15"),)),
-                      Match(apps=("tiktok",))),
-                tiers=(Tier(100.0, "block"),))
+    yt = pm.Policy(name="yt", who=pm.Selector(fleet=True), quota=100,
+                what=(pm.Match(apps=("youtube",)),
+                      pm.Match(apps=("youtube",), remote=(ipaddress.ip_network("142.250.0.0/15"),)),
+                      pm.Match(apps=("tiktok",))),
+                tiers=(pm.Tier(100.0, "block"),))
     seen = {"youtube": ["142.250.1.1", "2a00:1450::1", "8.8.8.8"]}
-    state = evaluate(PolicySet(policies=(yt,)), {"yt": {"h": 100}}, ["h"], NOW,
+    state = evaluate(pm.PolicySet(policies=(yt,)), {"yt": {"h": 100}}, ["h"], NOW,
                      app_addresses=seen)
     (rule,) = state.for_host("h").rules
     remotes = sorted(m.remote for m in rule.matches)

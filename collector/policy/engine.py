@@ -34,7 +34,6 @@ enforce for the scope changes.
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -44,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from netwarden.collector.config import PolicySection
+from netwarden.collector.export import address_text
 from netwarden.collector.store.schema import POLICY_ALERTS, POLICY_DECISIONS, Table
 from netwarden.collector.store.sql import quote
 from netwarden.logging import get_logger
@@ -57,19 +57,11 @@ from .usage import UsageRollup, backfill, has_usage, known_hosts, read_usages
 if TYPE_CHECKING:
     from netwarden.collector.store import Store
 
-__all__ = ["PolicyEngine", "address_text"]
+__all__ = ["PolicyEngine"]
 
 log = get_logger("netwarden.collector.policy")
 
 APP_REFRESH_S = 60.0
-
-
-def address_text(raw: bytes) -> str | None:
-    """The text of a 16-byte store address (IPv4 unmapped); None for all-zero."""
-    if not any(raw):
-        return None
-    ip = ipaddress.IPv6Address(bytes(raw).ljust(16, b"\0"))
-    return str(ip.ipv4_mapped) if ip.ipv4_mapped is not None else str(ip)
 
 
 class PolicyEngine:
@@ -277,7 +269,7 @@ class PolicyEngine:
                 f" AND ts >= toDateTime({since}) GROUP BY app, remote")
             for app, remote, last in rows:
                 text = address_text(bytes(remote))
-                if text is not None:
+                if text:  # "" for the all-zero address
                     seen = self._apps.setdefault(str(app), {})
                     seen[text] = max(seen.get(text, 0), int(last))
             self._apps_since = int(now.timestamp())

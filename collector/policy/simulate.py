@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from netwarden.collector.reports.filters import iso_from_ns
 from netwarden.policy.model import Policy, PolicySet
 from netwarden.policy.period import period_bounds
 
 from .evaluate import POOLED, current_tier
 from .match import HostLabels, selected_hosts
-from .usage import MINUTE, flow_usage
+from .usage import MINUTE, NS_PER_S, flow_usage
 
 if TYPE_CHECKING:
     from netwarden.collector.store import Store
@@ -54,11 +55,7 @@ class Crossing:
 
     def to_json(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "hosts": list(self.hosts),
-                "at_iso": _iso(self.at)}
-
-
-def _iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                "at_iso": iso_from_ns(self.at * NS_PER_S)}
 
 
 def _scopes(policy: Policy, policies: PolicySet, hosts: Iterable[str],

@@ -15,9 +15,10 @@ Enforcement per host: a collector adds its live desired and applied state
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from netwarden.collector.reports.filters import iso_from_ns
 from netwarden.collector.reports.result import ReportResult
 from netwarden.collector.store.schema import POLICY_USAGE_1D, POLICY_USAGE_1H
 from netwarden.policy.model import Policy, PolicySet
@@ -25,7 +26,7 @@ from netwarden.policy.period import period_bounds
 
 from .evaluate import DesiredState, evaluate
 from .match import HostLabels
-from .usage import flow_usage, has_usage, known_hosts, read_usages
+from .usage import NS_PER_S, flow_usage, has_usage, known_hosts, read_usages
 
 if TYPE_CHECKING:
     from netwarden.collector.store import Store
@@ -38,9 +39,7 @@ COLUMNS: Final = ["policy", "scope", "hosts", "usage", "quota", "percent", "tier
 
 
 def _iso(ts: int | None) -> str:
-    if ts is None:
-        return "rolling"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return "rolling" if ts is None else iso_from_ns(ts * NS_PER_S)
 
 
 def status_result(state: DesiredState, sources: dict[str, str] | None = None

@@ -35,11 +35,12 @@ yet, over its current period (``[policy] backfill``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -72,8 +73,10 @@ MINUTE_FLOW_COLUMNS = ("host", "minute", "direction", "ip_proto", "src_ip", "dst
                        "src_port", "dst_port", "app", "bytes", "packets")
 
 
+@functools.lru_cache(maxsize=1024)
 def definition_id(policy: Policy) -> str:
-    """A digest of what ``policy`` counts (its matches and exemptions): 16 hex digits."""
+    """A digest of what ``policy`` counts (its matches and exemptions): 16 hex digits
+    (cached: the ingest hook asks for every policy of every stored batch)."""
     text = json.dumps({"what": sorted((match_dict(m) for m in policy.what),
                                       key=lambda d: json.dumps(d, sort_keys=True)),
                        "exempt": exempt_dict(policy.exempt)}, sort_keys=True)
@@ -301,24 +304,32 @@ def read_minute_flows(store: Store, start_s: int, end_s: int,
     return cols
 
 
-def backfill(store: Store, policies: Sequence[Policy], start_s: int, end_s: int) -> int:
-    """Compute ``policies``' ``policy_usage`` rows for ``[start_s, end_s)`` from raw
-    ``flows`` and insert them; return the rows inserted. Run it only for a range the
-    ingest hook has not counted for these policies (rows would add up)."""
-    total = 0
-    day = 86_400
+def _minute_usage(store: Store, policies: Sequence[Policy], start_s: int, end_s: int
+                  ) -> Iterator[tuple[str, Columns]]:
+    """``policy_usage`` rows of ``policies`` computed from raw ``flows`` in
+    ``[start_s, end_s)``, per host (the slow path), read a day at a time so the Python
+    rows stay bounded."""
     lo = _floor(start_s)
-    while lo < end_s:  # a day at a time keeps the Python rows bounded
-        hi = min(end_s, lo + day)
+    while lo < end_s:
+        hi = min(end_s, lo + DAY)
         cols = read_minute_flows(store, lo, hi)
         for host in sorted(set(cols["host"].tolist())):
             sel = cols["host"] == host
             part = {k: v[sel] for k, v in cols.items()}
             rows = usage_columns(policies, host, part, part["minute"])
             if len(rows["ts"]):
-                store.insert(POLICY_USAGE, rows)
-                total += len(rows["ts"])
+                yield host, rows
         lo = hi
+
+
+def backfill(store: Store, policies: Sequence[Policy], start_s: int, end_s: int) -> int:
+    """Compute ``policies``' ``policy_usage`` rows for ``[start_s, end_s)`` from raw
+    ``flows`` and insert them; return the rows inserted. Run it only for a range the
+    ingest hook has not counted for these policies (rows would add up)."""
+    total = 0
+    for _, rows in _minute_usage(store, policies, start_s, end_s):
+        store.insert(POLICY_USAGE, rows)
+        total += len(rows["ts"])
     return total
 
 
@@ -327,16 +338,8 @@ def flow_usage(store: Store, policy: Policy, start_s: int, end_s: int
     """Bytes ``policy`` counts per host and minute in ``[start_s, end_s)``, computed from
     raw ``flows`` (the slow path: policies the store has no usage rows for)."""
     out: dict[str, dict[int, int]] = {}
-    lo = _floor(start_s)
-    while lo < end_s:
-        hi = min(end_s, lo + 86_400)
-        cols = read_minute_flows(store, lo, hi)
-        for host in sorted(set(cols["host"].tolist())):
-            sel = cols["host"] == host
-            part = {k: v[sel] for k, v in cols.items()}
-            rows = usage_columns([policy], host, part, part["minute"])
-            per_minute = out.setdefault(host, {})
-            for ts, b in zip(rows["ts"].tolist(), rows["bytes"].tolist(), strict=True):
-                per_minute[int(ts)] = per_minute.get(int(ts), 0) + int(b)
-        lo = hi
+    for host, rows in _minute_usage(store, [policy], start_s, end_s):
+        per_minute = out.setdefault(host, {})
+        for ts, b in zip(rows["ts"].tolist(), rows["bytes"].tolist(), strict=True):
+            per_minute[int(ts)] = per_minute.get(int(ts), 0) + int(b)
     return out

@@ -48,10 +48,7 @@ def check(files: tuple[Path, ...], dump: bool) -> None:
 
 def summary(policies: PolicySet) -> str:
     """A table of the policies, one line each, and a count line."""
-    rows = [HEADERS, *(_row(p) for p in policies.policies)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADERS))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
-             for r in rows]
+    lines = [_table([HEADERS, *(_row(p) for p in policies.policies)])]
     n_files, n_groups, n_policies = (
         len(policies.files), len(policies.groups), len(policies.policies))
     lines.append(f"{_count(n_policies, 'policy', 'policies')} and "
