@@ -16,14 +16,13 @@ as ``FILE:LINE: key.path: message``, sorted by file (in the order given) then li
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from netwarden.errors import ConfigError
 
 from .model import HostGroup, Policy, PolicySet, Source
-from .nodes import Problem, Reader, compose_file, join
+from .nodes import Problem, Reader, compose_file, join, suggest
 from .parse import ParsedFile, parse_document
 
 __all__ = ["PolicyError", "check_policies", "expand_paths", "load_policies"]
@@ -74,8 +73,7 @@ def check_policies(paths: Iterable[str | Path]) -> tuple[PolicySet, list[Problem
     for name, order, pf in parsed:
         for ref in pf.group_refs:
             if ref.name not in known:
-                close = difflib.get_close_matches(ref.name, sorted(known), n=1, cutoff=0.6)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
+                hint = suggest(ref.name, sorted(known), cutoff=0.6)
                 problems.append(Problem(name, ref.line, ref.path,
                                         f"unknown group {ref.name!r}{hint}", order,
                                         ref.column))

@@ -14,7 +14,7 @@ write list positions as ``[i]`` (``policies.youtube.tiers[1].rate``).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ import yaml
 
 from .model import Source
 
-__all__ = ["Entry", "Problem", "Reader", "compose_file", "describe", "join"]
+__all__ = ["Entry", "Problem", "Reader", "compose_file", "describe", "join", "suggest"]
 
 
 @dataclass(frozen=True, order=True)
@@ -157,7 +157,7 @@ class Reader:
                 continue
             first_line[key] = key_node.start_mark.line + 1
             if allowed is not None and key not in allowed:
-                self.error(key_node, key_path, "unknown key" + _suggest(key, allowed))
+                self.error(key_node, key_path, "unknown key" + suggest(key, allowed))
                 continue
             out[key] = Entry(key_node, value_node, key_path)
         for key in required:
@@ -216,7 +216,7 @@ class Reader:
             return None
         if text not in options:
             self.error(node, path, f"{text!r} is not one of: {', '.join(options)}"
-                       + _suggest(text, options))
+                       + suggest(text, options))
             return None
         return text
 
@@ -225,6 +225,7 @@ class Reader:
         return bool(node.tag == "tag:yaml.org,2002:null")
 
 
-def _suggest(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.7)
+def suggest(word: str, options: Sequence[str], cutoff: float = 0.7) -> str:
+    """``; did you mean 'X'?`` for the option closest to ``word`` (``""`` if none is)."""
+    close = difflib.get_close_matches(word, options, n=1, cutoff=cutoff)
     return f"; did you mean '{close[0]}'?" if close else ""

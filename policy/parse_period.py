@@ -8,8 +8,8 @@ with ``kind`` and the keys that kind allows: ``time_zone`` (calendar kinds),
 
 from __future__ import annotations
 
-import difflib
 import zoneinfo
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from functools import cache
 from typing import Final, Literal, cast
@@ -17,7 +17,7 @@ from typing import Final, Literal, cast
 import yaml
 
 from .model import PERIOD_KINDS, WEEKDAYS, Period, PeriodKind
-from .nodes import Reader
+from .nodes import Entry, Reader, suggest
 from .parse_values import read_unit, shown
 from .units import parse_duration
 
@@ -30,6 +30,9 @@ PERIOD_KEYS: Final = ("kind", "time_zone", "reset_day", "reset_weekday", "window
 _PERIOD_ONLY: Final[dict[str, PeriodKind]] = {
     "reset_day": "monthly", "reset_weekday": "weekly", "window": "rolling",
     "length": "fixed"}
+# what a rolling / fixed period must have, with an example
+_NEEDS: Final[dict[str, tuple[str, str]]] = {"rolling": ("window", "30d"),
+                                            "fixed": ("length", "1h")}
 
 
 def read_period(r: Reader, node: yaml.Node, path: str) -> Period | None:
@@ -38,13 +41,10 @@ def read_period(r: Reader, node: yaml.Node, path: str) -> Period | None:
         kind = r.choice(node, path, PERIOD_KINDS)
         if kind is None:
             return None
-        if kind == "rolling":
-            r.error(node, path, "a rolling period needs a window: write "
-                                "{kind: rolling, window: 30d}")
-            return None
-        if kind == "fixed":
-            r.error(node, path, "a fixed period needs a length: write "
-                                "{kind: fixed, length: 1h}")
+        if kind in _NEEDS:
+            key, example = _NEEDS[kind]
+            r.error(node, path, f"a {kind} period needs a {key}: write "
+                                f"{{kind: {kind}, {key}: {example}}}")
             return None
         return _default_period(cast(PeriodKind, kind))
     entries = r.mapping(node, path, PERIOD_KEYS, required=("kind",))
@@ -82,17 +82,11 @@ def read_period(r: Reader, node: yaml.Node, path: str) -> Period | None:
         reset_weekday = WEEKDAYS.index(wd) if wd is not None else None
     window = base.window
     if kind == "rolling":
-        if "window" not in entries:
-            r.error(node, path, "a rolling period needs a window (like 30d)")
-            return None
-        window = _window(r, entries["window"].value, entries["window"].path)
+        window = _needed(r, node, path, entries, kind, _window)
         ok &= window is not None
     length = base.length
     if kind == "fixed":
-        if "length" not in entries:
-            r.error(node, path, "a fixed period needs a length (like 1h)")
-            return None
-        length = _length(r, entries["length"].value, entries["length"].path)
+        length = _needed(r, node, path, entries, kind, _length)
         ok &= length is not None
     if not ok:
         return None
@@ -124,9 +118,8 @@ def _time_zone(r: Reader, node: yaml.Node, path: str) -> str | None:
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        close = difflib.get_close_matches(name, _zone_names(), n=1, cutoff=0.8)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        r.error(node, path, f"unknown time zone {name!r}{hint}")
+        r.error(node, path, f"unknown time zone {name!r}"
+                            + suggest(name, _zone_names(), cutoff=0.8))
         return None
     return name
 
@@ -147,6 +140,16 @@ def _reset_day(r: Reader, node: yaml.Node, path: str) -> int | Literal["last"] |
     if value is not None:
         r.error(node, path, f"expected a day 1-28 or 'last', got {shown(node)}")
     return None
+
+
+def _needed(r: Reader, node: yaml.Node, path: str, entries: Mapping[str, Entry], kind: str,
+            read: Callable[[Reader, yaml.Node, str], timedelta | None]) -> timedelta | None:
+    """The ``window`` of a rolling or the ``length`` of a fixed period, read by ``read``."""
+    key, example = _NEEDS[kind]
+    if key not in entries:
+        r.error(node, path, f"a {kind} period needs a {key} (like {example})")
+        return None
+    return read(r, entries[key].value, entries[key].path)
 
 
 def _window(r: Reader, node: yaml.Node, path: str) -> timedelta | None:

@@ -13,7 +13,7 @@ from typing import Final, cast
 import yaml
 
 from .model import ACTIONS, BLOCK_MODES, Action, BlockMode, Tier
-from .nodes import Reader
+from .nodes import Entry, Reader
 from .parse_values import read_unit
 from .units import format_percent, format_rate, parse_bytes, parse_percent, parse_rate
 
@@ -87,26 +87,28 @@ def _tier(r: Reader, node: yaml.Node, path: str) -> Tier | None:
     rate: int | None = None
     if "rate" in entries:
         e = entries["rate"]
-        if action is not None and action != "throttle":
-            r.error(e.key, e.path, "only a throttle has a rate")
-            ok = False
-        else:
+        if _allowed(r, e, action, "throttle", "rate"):
             rate = read_unit(r, e.value, e.path, parse_rate)
-            ok &= rate is not None
+        ok &= rate is not None
     elif action == "throttle":
         r.error(node, path, "a throttle needs a rate (like '2 Mbit/s')")
         ok = False
     mode: BlockMode | None = None
     if "mode" in entries:
         e = entries["mode"]
-        if action is not None and action != "block":
-            r.error(e.key, e.path, "only a block has a mode")
-            ok = False
-        else:
+        if _allowed(r, e, action, "block", "mode"):
             mode = cast(BlockMode | None, r.choice(e.value, e.path, BLOCK_MODES))
-            ok &= mode is not None
+        ok &= mode is not None
     elif action == "block":
         mode = "drop"
     if not ok or at is None or action is None:
         return None
     return Tier(at=at, action=action, rate=rate, mode=mode)
+
+
+def _allowed(r: Reader, entry: Entry, action: Action | None, only: Action, key: str) -> bool:
+    """Whether a tier of ``action`` may have ``key`` (only ``only`` may); reports it if not."""
+    if action is not None and action != only:
+        r.error(entry.key, entry.path, f"only a {only} has a {key}")
+        return False
+    return True

@@ -94,6 +94,11 @@ BROKEN: list[tuple[str, dict[str, str], list[str]]] = [
      {"a.yaml": vary("      kind: monthly\n      reset_day: 1\n      time_zone: Europe/Berlin\n",
                      "      kind: rolling\n")},
      ["a.yaml:10: policies.video.period: a rolling period needs a window (like 30d)"]),
+    ("rolling period as a kind alone",
+     {"a.yaml": vary("      kind: monthly\n      reset_day: 1\n      time_zone: Europe/Berlin\n",
+                     "").replace("period:\n", "period: rolling\n")},
+     ["a.yaml:9: policies.video.period: a rolling period needs a window: write "
+      "{kind: rolling, window: 30d}"]),
     ("rolling window has no time zone",
      {"a.yaml": vary("      kind: monthly\n      reset_day: 1\n",
                      "      kind: rolling\n      window: 30d\n")},
@@ -134,6 +139,9 @@ BROKEN: list[tuple[str, dict[str, str], list[str]]] = [
     ("rate on a block",
      {"a.yaml": vary("action: block", "action: block\n        rate: 1 Mbit/s")},
      ["a.yaml:18: policies.video.tiers[1].rate: only a throttle has a rate"]),
+    ("mode on an alert",
+     {"a.yaml": vary("action: alert", "action: alert\n        mode: reject")},
+     ["a.yaml:16: policies.video.tiers[0].mode: only a block has a mode"]),
     ("bad rate unit",
      {"a.yaml": vary("action: block", "action: throttle\n        rate: 1 Mbps")},
      ["a.yaml:18: policies.video.tiers[1].rate: '1 Mbps' is not a rate (use bit/s, kbit/s, "

@@ -81,8 +81,9 @@ def test_transport_bars_stack_the_protocol_mix() -> None:
 
 @pytest.mark.parametrize(("report", "row", "label"), [
     ("usage", {"a": "10.0.0.1", "b": "10.0.0.2", "bytes": 5}, "10.0.0.1 ↔ 10.0.0.2"),
-    ("apps", {"app": "web", "app_name": "Firefox", "bytes": 5}, "Firefox"),
-    ("apps", {"app": "web", "app_name": "", "bytes": 5}, "web"),
+    ("apps", {"app": "web", "names": ["example.org"], "bytes": 5}, "web"),  # --by app
+    ("apps", {"name": "example.org", "source": "tls", "app": "web", "bytes": 5},
+     "example.org (tls)"),  # --by name: one row per name and source
     ("processes", {"process": "curl", "bytes": 5}, "curl"),
     ("ports", {"key": "tcp/443", "bytes": 5}, "tcp/443"),
 ])
@@ -90,6 +91,16 @@ def test_each_ranked_report_names_its_bars(report: str, row: dict[str, Any], lab
                                            ) -> None:
     (bar,) = figure_for(result(report, [row])).data
     assert list(bar.y) == [label] and list(bar.x) == [5]
+
+
+def test_apps_by_name_keeps_a_bar_per_name_and_source() -> None:
+    rows = [{"name": "v.example", "source": "tls", "app": "video", "frames": 1, "bytes": 1500,
+             "packets": 5},
+            {"name": "v.example", "source": "dns", "app": "video", "frames": 3, "bytes": 500,
+             "packets": 5}]
+    (bar,) = figure_for(result("apps", rows)).data
+    assert list(bar.y) == ["v.example (dns)", "v.example (tls)"]  # first row drawn on top
+    assert list(bar.x) == [500, 1500]
 
 
 def test_protocol_sunburst_rings_add_up_to_the_tree() -> None:

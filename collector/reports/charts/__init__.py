@@ -33,6 +33,14 @@ __all__ = ["CHARTS", "Builder", "chart_names", "figure_for", "has_chart"]
 
 Builder = Callable[[ReportResult], Any]
 
+
+def app_label(row: dict[str, Any]) -> str:
+    """An ``apps`` bar: the app label, or with ``--by name`` the server name and where it
+    was seen (one name can have a row per source)."""
+    if "name" in row:
+        return f"{row['name']} ({row.get('source') or '?'})"
+    return str(row.get("app") or "(none)")
+
 CHARTS: Final[dict[str, Builder]] = {
     "timeline": timeline_figure,
     "io": io_figure,
@@ -42,8 +50,8 @@ CHARTS: Final[dict[str, Builder]] = {
     "transport": TopBar("Transport mix of the top talkers", first_of("key"),
                         stack="protocols"),
     "usage": TopBar("Usage per address pair", fields("a", "b", sep=" ↔ ")),
-    "apps": TopBar("Top applications", first_of("app_name", "app", "name", "key")),
-    "processes": TopBar("Top processes", first_of("process", "name", "key")),
+    "apps": TopBar("Top applications", app_label),
+    "processes": TopBar("Top processes", first_of("process")),
     "protocols": protocols_figure,
     "protocol_counts": protocol_counts_figure,
     "conversations": conversations_figure,
