@@ -114,20 +114,12 @@ def _report(topo: Topology, *args: str) -> dict[str, Any]:
 
 
 def _client_hello_names(pcap: Path) -> list[str]:
-    """The SNI of every ClientHello in ``pcap``, read by pyshark (an oracle independent of
-    the sensor's own tshark fields pass)."""
-    import asyncio
-
-    import pyshark
-
-    loop = asyncio.new_event_loop()
-    cap = pyshark.FileCapture(str(pcap), display_filter="tls.handshake.type == 1",
-                              keep_packets=False, eventloop=loop)
-    try:
-        return [str(p.tls.handshake_extensions_server_name) for p in cap]
-    finally:
-        cap.close()
-        loop.close()
+    """The SNI of every ClientHello in ``pcap``, read by tshark from the link capture
+    (independent of the sensor's own pass over its copied flow heads)."""
+    out = subprocess.run(["tshark", "-r", str(pcap), "-Y", "tls.handshake.type == 1",
+                          "-T", "fields", "-e", "tls.handshake.extensions_server_name"],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.split()
 
 
 def _frame_bytes(pcap: Path, display_filter: str) -> int:
