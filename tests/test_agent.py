@@ -144,14 +144,18 @@ class _EnforcingCollector(pb_grpc.CollectorServicer):  # type: ignore[misc]
         replies: queue.Queue[pb.CollectorMessage | None] = queue.Queue()
 
         def read() -> None:
-            for msg in requests:
-                kind = msg.WhichOneof("body")
-                if kind == "hello":
-                    replies.put(pb.CollectorMessage(ack=pb.Ack(seq=0)))
-                    replies.put(pb.CollectorMessage(enforcement=self.desired))
-                elif kind == "applied":
-                    self.applied.append(msg.applied)
-            replies.put(None)
+            try:
+                for msg in requests:
+                    kind = msg.WhichOneof("body")
+                    if kind == "hello":
+                        replies.put(pb.CollectorMessage(ack=pb.Ack(seq=0)))
+                        replies.put(pb.CollectorMessage(enforcement=self.desired))
+                    elif kind == "applied":
+                        self.applied.append(msg.applied)
+            except grpc.RpcError:
+                pass  # the stream was cancelled (server stopping)
+            finally:
+                replies.put(None)  # ends the handler, or the server's pool never exits
 
         threading.Thread(target=read, daemon=True).start()
         while (reply := replies.get()) is not None:
